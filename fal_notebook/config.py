@@ -1,0 +1,207 @@
+"""Where the key comes from, which hosts are fal's, and where files live.
+
+The key is read once into an :class:`ApiKey`, whose ``repr`` and ``str`` mask it. Only the client asks it for
+the header value, and only for the API origins in :class:`Endpoints` (never the CDN, media or signed URLs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ApiKey",
+    "Endpoints",
+    "Settings",
+    "find_key",
+    "load_settings",
+    "origin_of",
+    "DEFAULT_QUEUE",
+    "DEFAULT_REST",
+    "DEFAULT_CDN",
+    "DEFAULT_OPENAPI",
+]
+
+DEFAULT_QUEUE = "https://queue.fal.run"
+DEFAULT_REST = "https://rest.fal.ai"
+DEFAULT_CDN = "https://v3.fal.media"
+DEFAULT_OPENAPI = "https://fal.ai"
+LEGACY_TOOLS_MD = Path("~/.openclaw/workspace/TOOLS.md")
+
+_QUOTES = "\"'`"
+
+
+def _clean(value: str) -> str:
+    """Strip whitespace and one layer of quotes: a pasted key often carries a newline or quotes (401 otherwise)."""
+    value = value.strip()
+    while len(value) >= 2 and value[0] in _QUOTES and value[-1] == value[0]:
+        value = value[1:-1].strip()
+    return value.strip(_QUOTES).strip()
+
+
+class ApiKey:
+    """A fal API key (``key_id:key_secret``) that never shows itself.
+
+    >>> ApiKey("1234abcd:secret")
+    ApiKey('1234…', source='argument')
+    """
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str = "argument") -> None:
+        cleaned = _clean(value)
+        if not cleaned:
+            raise ValueError("an empty API key")
+        self._value = cleaned
+        self.source = source
+
+    @property
+    def masked(self) -> str:
+        """The first 4 characters of the key id and nothing of the secret."""
+        return f"{self._value[:4]}…" if len(self._value) > 8 else "…"
+
+    def header_value(self) -> str:
+        """The ``Authorization`` header value. Only the client calls this, for fal's API origins."""
+        return f"Key {self._value}"
+
+    def reveal(self) -> str:
+        """The raw key, for handing to another fal client in the same process. Never print it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"ApiKey({self.masked!r}, source={self.source!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ApiKey) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self):  # never pickled with the secret (e.g. into a store or a subprocess by accident)
+        raise TypeError("ApiKey cannot be pickled")
+
+
+# TOOLS.md formats the original skill accepted, most specific first. `:` is part of a key (key_id:key_secret).
+_KEY_CHARS = r"[\"'`]?([A-Za-z0-9_.:\-]{8,})[\"'`]?"
+_TOOLS_PATTERNS = [
+    re.compile(r"^\W*FAL_KEY\W*?\s*[:=]\s*" + _KEY_CHARS, re.IGNORECASE | re.MULTILINE),
+    re.compile(r"^\W*fal(?:\.ai)?[ _-]*(?:api[ _-]*)?key\W*?\s*[:=]\s*" + _KEY_CHARS, re.IGNORECASE | re.MULTILINE),
+]
+
+
+def _key_from_tools_md(text: str) -> str | None:
+    for pattern in _TOOLS_PATTERNS:
+        for match in pattern.finditer(text):
+            if not match.group(1).lower().startswith("your"):  # the template's "your-key-here"
+                return match.group(1)
+    return None
+
+
+def tools_md_candidates(env: Mapping[str, str], cwd: Path | None = None) -> list[Path]:
+    """TOOLS.md paths in lookup order: ``$FAL_TOOLS_MD``, ``./TOOLS.md``, ``~/.openclaw/workspace/TOOLS.md``."""
+    if env.get("FAL_TOOLS_MD"):
+        return [Path(env["FAL_TOOLS_MD"]).expanduser()]
+    return [(cwd or Path.cwd()) / "TOOLS.md", LEGACY_TOOLS_MD.expanduser()]
+
+
+def find_key(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> ApiKey | None:
+    """``FAL_KEY`` → ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` → TOOLS.md. ``None`` when none has a key."""
+    env = os.environ if env is None else env
+    if _clean(env.get("FAL_KEY", "")):
+        return ApiKey(env["FAL_KEY"], source="FAL_KEY")
+    key_id, secret = _clean(env.get("FAL_KEY_ID", "")), _clean(env.get("FAL_KEY_SECRET", ""))
+    if key_id and secret:
+        return ApiKey(f"{key_id}:{secret}", source="FAL_KEY_ID/FAL_KEY_SECRET")
+    for path in tools_md_candidates(env, cwd):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found = _key_from_tools_md(text)
+        if found:
+            return ApiKey(found, source=str(path))
+    return None
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased, default ports dropped."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    if port is None or (scheme, port) in {("https", 443), ("http", 80)}:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The fal origins. ``FAL_NOTEBOOK_ENDPOINT`` sends all of them to one origin (the emulator)."""
+
+    queue: str = DEFAULT_QUEUE
+    rest: str = DEFAULT_REST
+    cdn: str = DEFAULT_CDN
+    openapi: str = DEFAULT_OPENAPI
+    emulated: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Endpoints":
+        env = os.environ if env is None else env
+        override = env.get("FAL_NOTEBOOK_ENDPOINT", "").strip().rstrip("/")
+        if override:
+            return cls(queue=override, rest=override, cdn=override, openapi=override, emulated=True)
+        return cls()
+
+    @property
+    def api_origins(self) -> frozenset[str]:
+        """Origins that may receive ``Authorization: Key …``: the queue and REST hosts only."""
+        return frozenset({origin_of(self.queue), origin_of(self.rest)})
+
+    def openapi_url(self, endpoint_id: str) -> str:
+        return f"{self.openapi}/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"
+
+
+def _default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("fal-notebook", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything read from the environment, once. Pass a modified copy (``dataclasses.replace``) in tests."""
+
+    key: ApiKey | None
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    home: Path = field(default_factory=_default_home)
+    outputs: Path = field(default_factory=lambda: Path("fal_outputs"))
+
+    @property
+    def store_path(self) -> Path:
+        return self.home / "jobs.sqlite3"
+
+    @property
+    def schema_cache(self) -> Path:
+        return self.home / "schemas"
+
+    def describe(self) -> str:
+        """One line for humans: endpoint, masked key or how to set one."""
+        where = f"emulator at {self.endpoints.queue}" if self.endpoints.emulated else self.endpoints.queue
+        if self.key is None:
+            how = "no key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys)"
+        else:
+            how = f"key {self.key.masked} from {self.key.source}"
+        return f"fal_notebook → {where}; {how}"
+
+
+def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Read key, endpoints and folders from the environment (``FAL_NOTEBOOK_HOME``, ``FAL_NOTEBOOK_OUTPUTS``)."""
+    env = os.environ if env is None else env
+    home = Path(env["FAL_NOTEBOOK_HOME"]).expanduser() if env.get("FAL_NOTEBOOK_HOME") else _default_home()
+    outputs = Path(env.get("FAL_NOTEBOOK_OUTPUTS") or "fal_outputs").expanduser()
+    return Settings(key=find_key(env, cwd), endpoints=Endpoints.from_env(env), home=home, outputs=outputs)
