@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -150,7 +150,7 @@ class Endpoints:
     emulated: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Endpoints":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Endpoints:
         env = os.environ if env is None else env
         override = env.get("FAL_NOTEBOOK_ENDPOINT", "").strip().rstrip("/")
         if override:
