@@ -4,6 +4,7 @@ The tree (the only copy; keep it in step with the classes below):
 
 * FalError
   * ConfigError ............ no API key, or a setting that cannot be used
+  * UsageError ............. a %fal line or a fal-notebook command that does not parse (message says why)
   * ValidationError ........ the input breaks the model's schema; nothing was sent
   * UnknownModelError ...... a model id or alias that no catalogue and no schema source knows
   * UploadError ............ a local file could not be put on fal's CDN
@@ -27,6 +28,7 @@ from typing import Any
 __all__ = [
     "FalError",
     "ConfigError",
+    "UsageError",
     "ValidationError",
     "UnknownModelError",
     "UploadError",
@@ -48,6 +50,10 @@ class FalError(Exception):
 
 class ConfigError(FalError):
     """A setting is missing or unusable, most often the API key."""
+
+
+class UsageError(FalError):
+    """A command line (``%fal …`` or ``fal-notebook …``) does not parse; the message says what was expected."""
 
 
 class Problem:
