@@ -1,0 +1,142 @@
+"""The one place where httpx failures and fal's error answers become ``fal_notebook.errors`` classes.
+
+``translate_errors`` maps every httpx exception (httpx-sse's ``SSEError`` included) to ``TransportError`` or
+``FalTimeoutError`` with ``raise … from exc``, as httpx's own ``map_httpcore_exceptions`` does one layer down.
+``error_from_response`` turns a non-2xx answer into the typed error, keeping fal's ``detail`` as sent (a 422's
+list stays a list) and building a message a person can read ("prompt: field required"). Nothing above the
+client layer ever sees an httpx exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from .errors import (
+    AuthError,
+    FalError,
+    FalTimeoutError,
+    JobFailedError,
+    NotFoundError,
+    RequestError,
+    ResultExpiredError,
+    TransportError,
+)
+
+__all__ = ["translate_errors", "error_from_response", "format_detail", "response_json", "redact"]
+
+KEY_HELP = (
+    "Check FAL_KEY: it must be 'key_id:key_secret' from https://fal.ai/dashboard/keys, without quotes or a "
+    "trailing newline (FAL_KEY wins over FAL_KEY_ID/FAL_KEY_SECRET and TOOLS.md)."
+)
+RETENTION_HELP = (
+    "fal keeps a result for 1 hour after the request completes, and only 6 minutes when the result is 10 KB "
+    "or more; fetch results promptly (the job store keeps the request id for this)."
+)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove the key from text that came from a server (an echoing proxy must not put it in an error)."""
+    if secret and secret in text:
+        text = text.replace(secret, "***")
+    return text
+
+
+@contextlib.contextmanager
+def translate_errors(what: str, *, timeout: float | None = None) -> Iterator[None]:
+    """Map httpx exceptions raised inside the block to our errors; ``what`` names the call for the message."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise FalTimeoutError(
+            f"{what} timed out ({type(exc).__name__}); fal did not answer in time", timeout=timeout
+        ) from exc
+    except httpx.HTTPError as exc:  # TransportError (incl. SSEError), DecodingError, TooManyRedirects, ...
+        raise TransportError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+    except (httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
+        raise TransportError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The JSON body, or ``None`` when the body is not JSON (an nginx page, an empty answer)."""
+    try:
+        return json.loads(response.content or b"null")
+    except ValueError:
+        return None
+
+
+def _detail_entry(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return str(entry)
+    loc = [str(part) for part in entry.get("loc") or [] if part != "body"]
+    msg = str(entry.get("msg") or entry.get("message") or entry.get("type") or entry)
+    return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+def format_detail(detail: Any) -> str:
+    """fal's ``detail`` as text: one ``field: message`` per entry of a 422 list, joined with ``; ``."""
+    if detail is None:
+        return ""
+    if isinstance(detail, list):
+        return "; ".join(_detail_entry(entry) for entry in detail)
+    if isinstance(detail, dict):
+        return _detail_entry(detail)
+    return str(detail)
+
+
+def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | None, str]:
+    """(detail as sent, error_type, readable text) of an error answer."""
+    body = response_json(response)
+    detail: Any
+    if isinstance(body, dict):
+        detail = body.get("detail", body.get("error", body.get("status")))
+        error_type = body.get("error_type")
+    else:
+        detail = body if body is not None else response.text.strip()[:300] or None
+        error_type = None
+    error_type = error_type or response.headers.get("x-fal-error-type")
+    text = redact(format_detail(detail), secret)
+    if isinstance(detail, str):
+        detail = redact(detail, secret)
+    return detail, error_type, text
+
+
+def _error_class(status: int, kind: str) -> type[RequestError]:
+    if status in (401, 403):
+        return AuthError
+    if kind == "result":
+        if status in (404, 410):
+            return ResultExpiredError
+        if status in (400, 422) or status >= 500:
+            return JobFailedError
+    if status == 404:
+        return NotFoundError
+    return RequestError
+
+
+def error_from_response(
+    response: httpx.Response, *, what: str, kind: str = "api", secret: str | None = None
+) -> FalError:
+    """The typed error for a non-2xx answer. ``kind="result"`` reads 404/410 as an expired result and model
+    errors as ``JobFailedError``."""
+    status = response.status_code
+    detail, error_type, text = _parts(response, secret)
+    cls = _error_class(status, kind)
+    message = f"{what}: HTTP {status}" + (f": {text}" if text else "")
+    if cls is AuthError:
+        message = f"fal refused the API key ({what}: HTTP {status}: {text or 'unauthorized'}). {KEY_HELP}"
+    elif cls is ResultExpiredError:
+        message = f"{what}: the result is no longer available (HTTP {status}). {RETENTION_HELP}"
+    elif status == 504 and response.headers.get("x-fal-request-timeout-type") == "user":
+        message += " (the start timeout expired before a runner picked the request up)"
+    return cls(
+        message,
+        status_code=status,
+        detail=detail,
+        error_type=error_type,
+        request_id=response.headers.get("x-fal-request-id"),
+    )

@@ -1,0 +1,139 @@
+"""The two values the queue client hands out: a request's handle and one status reading."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import RequestError, UnknownModelError
+
+__all__ = ["RequestHandle", "Status", "split_endpoint_id", "normalize_endpoint_id", "STATES"]
+
+STATES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
+NAMESPACES = ("workflows", "comfy")
+_LEGACY_ID = re.compile(r"^([0-9]+)-([A-Za-z0-9-]+)$")
+
+
+def normalize_endpoint_id(endpoint_id: str) -> str:
+    """``owner/app[/path]`` as fal expects it; a legacy ``123-app`` id becomes ``123/app`` (protocol §1.2)."""
+    endpoint_id = endpoint_id.strip().strip("/")
+    if "/" in endpoint_id:
+        return endpoint_id
+    match = _LEGACY_ID.match(endpoint_id)
+    if match:
+        return f"{match.group(1)}/{match.group(2)}"
+    raise UnknownModelError(
+        f"invalid endpoint id {endpoint_id!r}: expected 'owner/app[/path]', e.g. 'fal-ai/flux/dev'"
+    )
+
+
+def split_endpoint_id(endpoint_id: str) -> tuple[str | None, str, str, str | None]:
+    """``(namespace, owner, app, path)``: ``workflows``/``comfy`` are namespaces, the rest is ``owner/app/path``."""
+    parts = normalize_endpoint_id(endpoint_id).split("/")
+    if parts[0] in NAMESPACES:
+        if len(parts) < 3:
+            raise UnknownModelError(f"invalid endpoint id {endpoint_id!r}: '{parts[0]}/owner/app' expected")
+        return parts[0], parts[1], parts[2], "/".join(parts[3:]) or None
+    return None, parts[0], parts[1], "/".join(parts[2:]) or None
+
+
+@dataclass(frozen=True)
+class RequestHandle:
+    """Where a submitted request lives: the URLs fal returned at submit, kept with the request id.
+
+        handle = RequestHandle.fallback("fal-ai/flux/dev", "80e7…", "https://queue.fal.run")
+        handle.status_url  # https://queue.fal.run/fal-ai/flux/requests/80e7…/status (no "/dev")
+
+    Always prefer the submit reply's URLs: fal routes some sub-path models differently (protocol §1.2, P1).
+    """
+
+    request_id: str
+    endpoint_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+
+    @classmethod
+    def fallback(cls, endpoint_id: str, request_id: str, queue_base: str) -> RequestHandle:
+        """Rebuild the URLs as ``[workflows|comfy/]owner/app/requests/{id}`` (the sub-path dropped)."""
+        namespace, owner, app, _path = split_endpoint_id(endpoint_id)
+        prefix = f"{namespace}/" if namespace else ""
+        base = f"{queue_base.rstrip('/')}/{prefix}{owner}/{app}/requests/{request_id}"
+        return cls(request_id, endpoint_id, f"{base}/status", base, f"{base}/cancel")
+
+    @classmethod
+    def from_submit(cls, endpoint_id: str, body: dict[str, Any], queue_base: str) -> RequestHandle:
+        """The handle from submit's reply; any URL fal left out is rebuilt by :meth:`fallback`."""
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise RequestError(f"submit to {endpoint_id}: the reply has no request_id", detail=body)
+        rebuilt = cls.fallback(endpoint_id, request_id, queue_base)
+        return cls(
+            request_id,
+            endpoint_id,
+            body.get("status_url") or rebuilt.status_url,
+            body.get("response_url") or rebuilt.response_url,
+            body.get("cancel_url") or rebuilt.cancel_url,
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain values for the job store."""
+        return {
+            "request_id": self.request_id,
+            "endpoint_id": self.endpoint_id,
+            "status_url": self.status_url,
+            "response_url": self.response_url,
+            "cancel_url": self.cancel_url,
+        }
+
+
+@dataclass(frozen=True)
+class Status:
+    """One status reading. ``logs`` is always the cumulative list (the SSE stream's deltas are summed).
+
+    There is no FAILED: a failed request is ``COMPLETED`` with ``error``/``error_type`` set, and its result call
+    raises the typed error.
+    """
+
+    state: Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    queue_position: int | None = None
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state == "COMPLETED"
+
+    @property
+    def failed(self) -> bool:
+        return self.done and self.error is not None
+
+    @property
+    def inference_time(self) -> float | None:
+        value = self.metrics.get("inference_time")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @classmethod
+    def from_json(cls, body: Any, *, prior_logs: list[dict[str, Any]] | None = None) -> Status:
+        """Parse a status body. With ``prior_logs`` the body's logs are a delta appended to them (SSE)."""
+        if not isinstance(body, dict) or body.get("status") not in STATES:
+            state = body.get("status") if isinstance(body, dict) else None
+            raise RequestError(f"fal sent an unknown request status {state!r}", detail=body)
+        logs = [entry for entry in body.get("logs") or [] if isinstance(entry, dict)]
+        if prior_logs is not None:
+            logs = list(prior_logs) + logs
+        position = body.get("queue_position")
+        error = body.get("error")
+        return cls(
+            state=body["status"],
+            queue_position=position if isinstance(position, int) else None,
+            logs=logs,
+            metrics=body.get("metrics") if isinstance(body.get("metrics"), dict) else {},
+            error=str(error) if error is not None else None,
+            error_type=body.get("error_type"),
+            raw=body,
+        )

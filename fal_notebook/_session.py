@@ -1,0 +1,178 @@
+"""HTTP plumbing under the queue client: one ``httpx.AsyncClient`` per event loop, the header rules, retries.
+
+An ``httpx.AsyncClient`` belongs to the loop that first used it (encode/httpx #2473; fal_client's module-level
+client breaks on a second ``asyncio.run``), so the session keeps one per loop and never hands one to another.
+
+The key goes out only on API calls, and only when the URL's origin is one of ``settings.endpoints.api_origins``:
+a ``status_url`` pointing elsewhere, media downloads, CDN uploads (storage token instead) and signed URLs never
+see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import httpx
+
+from . import __version__
+from ._http import error_from_response, translate_errors
+from ._retry import RetryPolicy, should_retry_error, should_retry_response
+from .config import Settings, load_settings, origin_of
+from .errors import ConfigError
+
+__all__ = ["HttpSession", "DEFAULT_TIMEOUT", "USER_AGENT"]
+
+log = logging.getLogger("fal_notebook")
+USER_AGENT = f"fal-notebook/{__version__}"
+# fal_client's QUEUE_POLL_TIMEOUT: without a read timeout, stalled TLS reads were never caught.
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
+
+
+class HttpSession:
+    """Per-loop httpx clients plus the one retrying ``send`` every call goes through.
+
+    ``content`` may be a zero-argument callable returning fresh content (an async iterator over a file), so a
+    retried upload re-reads the file instead of holding it in memory.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.retry = retry or RetryPolicy()
+        self._transport = transport
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def _secret(self) -> str | None:
+        key = self.settings.key
+        return key.reveal() if key is not None else None
+
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client of the running loop, created on first use there."""
+        loop = asyncio.get_running_loop()
+        for old in [old for old in self._clients if old.is_closed()]:
+            del self._clients[old]  # its connections died with the loop; nothing left to close
+        client = self._clients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=self.timeout,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client. Clients of other loops are closed with their loops."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def headers(self, url: str, *, api: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Request headers for ``url``; ``Authorization: Key …`` only for API calls to an API origin."""
+        headers = {"Accept": "application/json"}
+        headers.update(extra or {})
+        if not api:
+            return headers
+        if origin_of(url) not in self.settings.endpoints.api_origins:
+            log.debug("not sending the API key to foreign origin %s", origin_of(url))
+            return headers
+        if self.settings.key is None:
+            raise ConfigError(
+                "No fal API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or "
+                "FAL_KEY_ID and FAL_KEY_SECRET, or put it in TOOLS.md"
+            )
+        headers["Authorization"] = self.settings.key.header_value()
+        return headers
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        api: bool,
+        idempotent: bool,
+        kind: str = "api",
+        accept: Collection[int] = (),
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+        content: Any = None,
+        timeout: httpx.Timeout | float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx answer (or one whose status is in ``accept``), raise the typed
+        error otherwise. A streamed answer is returned unread: the caller closes it."""
+        client = self.client()
+        request_headers = self.headers(url, api=api, extra=headers)
+        call_timeout = timeout if timeout is not None else self.timeout
+        seconds = call_timeout.read if isinstance(call_timeout, httpx.Timeout) else call_timeout
+        with translate_errors(what, timeout=seconds):
+            for attempt in range(1, self.retry.max_attempts + 1):
+                request = client.build_request(
+                    method,
+                    url,
+                    headers=request_headers,
+                    timeout=call_timeout,
+                    content=content() if callable(content) else content,
+                    **kwargs,
+                )
+                response = await self._attempt(client, request, attempt, stream=stream, idempotent=idempotent)
+                if response is None:
+                    continue
+                if response.is_success or response.status_code in accept:
+                    return response
+                await response.aread()
+                await response.aclose()
+                if attempt < self.retry.max_attempts and should_retry_response(
+                    response, idempotent=idempotent
+                ):
+                    delay = self.retry.delay(attempt, response)
+                    log.debug("%s: HTTP %s, retry %d in %.2f s", what, response.status_code, attempt, delay)
+                    await self.retry.sleep(delay)
+                    continue
+                raise error_from_response(response, what=what, kind=kind, secret=self._secret)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        attempt: int,
+        *,
+        stream: bool,
+        idempotent: bool,
+    ) -> httpx.Response | None:
+        """One try. ``None`` means "failed in a retryable way and slept"; a final failure raises (httpx)."""
+        try:
+            return await client.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            if attempt >= self.retry.max_attempts or not should_retry_error(
+                exc, request, idempotent=idempotent
+            ):
+                raise
+            delay = self.retry.delay(attempt)
+            log.debug(
+                "%s %s: %s, retry %d in %.2f s",
+                request.method,
+                request.url.path,
+                type(exc).__name__,
+                attempt,
+                delay,
+            )
+            await self.retry.sleep(delay)
+            return None

@@ -1,0 +1,91 @@
+"""The queue's status stream (``…/status/stream``, server-sent events), read with httpx-sse.
+
+Each event is a status body whose ``logs`` holds only the lines new since the previous event; they are summed
+here so callers see the same cumulative list as polling gives (the JS client does the same). fal closes the
+stream after COMPLETED and sends ``: ping`` every 15 s, so the read timeout is longer than that.
+
+When the stream is not offered (404/405/406, or not ``text/event-stream``) or breaks before COMPLETED,
+``StreamUnavailable`` tells the client to carry on by polling; it never leaves the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import httpx
+from httpx_sse import EventSource
+
+from ._http import translate_errors
+from ._models import Status
+from .errors import FalError
+
+if TYPE_CHECKING:
+    from ._models import RequestHandle
+    from ._session import HttpSession
+
+__all__ = ["StreamUnavailable", "sse_statuses", "stream_url", "STREAM_TIMEOUT"]
+
+log = logging.getLogger("fal_notebook")
+# Longer than the 15 s keep-alive ping: a silent minute means the stream is dead, not that the job is slow.
+STREAM_TIMEOUT = httpx.Timeout(30.0, read=60.0)
+NOT_OFFERED = (404, 405, 406)
+
+
+class StreamUnavailable(Exception):
+    """The status stream cannot be used (not offered, or broken before COMPLETED): poll instead."""
+
+
+def stream_url(status_url: str) -> str:
+    """``…/requests/{id}/status`` → ``…/requests/{id}/status/stream`` (query string kept out)."""
+    return status_url.split("?", 1)[0].rstrip("/") + "/stream"
+
+
+def _parse(data: str) -> dict:
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise StreamUnavailable(f"the status stream sent something that is not JSON: {data[:80]!r}") from exc
+    return body
+
+
+async def sse_statuses(
+    session: HttpSession, handle: RequestHandle, *, logs: bool = True
+) -> AsyncIterator[Status]:
+    """Yield one ``Status`` per event (cumulative logs) until COMPLETED; raise ``StreamUnavailable`` when
+    the stream is not there or ends early. Auth errors and other fal answers raise their typed errors."""
+    what = f"status stream of request {handle.request_id}"
+    response = await session.send(
+        "GET",
+        stream_url(handle.status_url),
+        what=what,
+        api=True,
+        idempotent=True,
+        accept=NOT_OFFERED,
+        stream=True,
+        timeout=STREAM_TIMEOUT,
+        params={"logs": "1" if logs else "0"},
+        headers={"Accept": "text/event-stream", "Cache-Control": "no-store"},
+    )
+    try:
+        content_type = response.headers.get("content-type", "")
+        if response.status_code in NOT_OFFERED or "text/event-stream" not in content_type:
+            raise StreamUnavailable(f"HTTP {response.status_code} ({content_type or 'no content type'})")
+        cumulative: list[dict] = []
+        try:
+            with translate_errors(what, timeout=STREAM_TIMEOUT.read):
+                async for event in EventSource(response).aiter_sse():
+                    if not event.data.strip():
+                        continue
+                    status = Status.from_json(_parse(event.data), prior_logs=cumulative)
+                    cumulative = status.logs
+                    yield status
+                    if status.done:
+                        return
+        except FalError as exc:  # a broken connection or a read timeout mid-stream
+            raise StreamUnavailable(str(exc)) from exc
+        raise StreamUnavailable("the stream closed before the request completed")
+    finally:
+        await response.aclose()

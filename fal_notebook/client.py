@@ -1,0 +1,362 @@
+"""fal's queue API: submit, status (polled or streamed), result, cancel, plus media downloads and schemas.
+
+    async with AsyncQueueClient() as fal:
+        handle, status = await fal.submit("fal-ai/nano-banana-pro", {"prompt": "a fox", "aspect_ratio": "16:9"})
+        async for status in fal.stream_status(handle):
+            ...
+        output = await fal.result(handle)
+
+``QueueClient`` offers the same calls, blocking, for scripts; it runs the async client on the shared portal
+thread. Every call has a timeout and retries per :class:`RetryPolicy`; every failure is a
+``fal_notebook.errors`` class (see ``_http.py`` for the one translation point).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from ._http import response_json, translate_errors
+from ._models import RequestHandle, Status, normalize_endpoint_id
+from ._portal import Portal, get_portal
+from ._retry import RetryPolicy
+from ._session import DEFAULT_TIMEOUT, HttpSession
+from ._sse import StreamUnavailable, sse_statuses
+from .config import Settings
+from .errors import NotFoundError, RequestError, TransportError, UnknownModelError
+
+__all__ = ["AsyncQueueClient", "QueueClient", "RequestHandle", "RetryPolicy", "Status", "DEFAULT_TIMEOUT"]
+
+log = logging.getLogger("fal_notebook")
+T = TypeVar("T")
+PRIORITIES = ("normal", "low")
+MIN_START_TIMEOUT = 1.0
+_CHUNK = 1 << 20
+
+
+def _submit_headers(
+    priority: str | None, start_timeout: float | None, hint: str | None, headers: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Submit options as fal's headers (protocol §1.3); bad values fail here, before anything is sent."""
+    out = {"Content-Type": "application/json", **(headers or {})}
+    if priority is not None:
+        if priority not in PRIORITIES:
+            raise RequestError(f"priority must be one of {PRIORITIES}, not {priority!r}")
+        out["X-Fal-Queue-Priority"] = priority
+    if start_timeout is not None:
+        if float(start_timeout) <= MIN_START_TIMEOUT:
+            raise RequestError(
+                f"start_timeout must be more than {MIN_START_TIMEOUT:g} s, not {start_timeout!r}"
+            )
+        out["X-Fal-Request-Timeout"] = str(float(start_timeout))
+    if hint:
+        out["X-Fal-Runner-Hint"] = hint
+    return out
+
+
+def _media_what(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"download of {parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class AsyncQueueClient:
+    """fal's queue API on httpx, one ``httpx.AsyncClient`` per event loop.
+
+        fal = AsyncQueueClient(settings, retry=RetryPolicy(max_attempts=3))
+        handle, status = await fal.submit("fal-ai/flux/dev", {"prompt": "…"})
+
+    Parameters: ``settings`` (key and endpoints; read from the environment when omitted), ``transport`` (an
+    httpx transport; tests pass ``httpx.MockTransport``), ``timeout`` (seconds or ``httpx.Timeout``; default
+    120 s, 30 s to connect), ``retry`` (a :class:`RetryPolicy`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.session = HttpSession(settings, transport=transport, timeout=timeout, retry=retry)
+        self._storage_token: Any = None  # storage.py caches the CDN token here (per client, not per loop)
+
+    @property
+    def settings(self) -> Settings:
+        return self.session.settings
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.session.retry
+
+    def __repr__(self) -> str:
+        return f"<AsyncQueueClient {self.settings.describe()}>"
+
+    async def __aenter__(self) -> AsyncQueueClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close this loop's connections."""
+        await self.session.aclose()
+
+    async def _json(self, method: str, url: str, *, what: str, idempotent: bool = True, **kwargs: Any) -> Any:
+        response = await self.session.send(method, url, what=what, api=True, idempotent=idempotent, **kwargs)
+        return response_json(response)
+
+    async def submit(
+        self,
+        endpoint_id: str,
+        arguments: Mapping[str, Any],
+        *,
+        webhook_url: str | None = None,
+        priority: str | None = None,
+        start_timeout: float | None = None,
+        hint: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[RequestHandle, Status]:
+        """Queue a request under the full endpoint id. Retried only where fal cannot have received it, so a
+        retry never creates a second (billed) job."""
+        endpoint_id = normalize_endpoint_id(endpoint_id)
+        queue = self.settings.endpoints.queue.rstrip("/")
+        url = f"{queue}/{endpoint_id}"
+        if webhook_url:
+            url += "?" + urllib.parse.urlencode({"fal_webhook": webhook_url})
+        body = await self._json(
+            "POST",
+            url,
+            what=f"submit to {endpoint_id}",
+            idempotent=False,
+            json=dict(arguments),
+            headers=_submit_headers(priority, start_timeout, hint, headers),
+        )
+        if not isinstance(body, dict):
+            raise RequestError(f"submit to {endpoint_id}: fal's reply is not a JSON object", detail=body)
+        handle = RequestHandle.from_submit(endpoint_id, body, queue)
+        state = body.get("status") or "IN_QUEUE"
+        return handle, Status.from_json({**body, "status": state})
+
+    async def status(self, handle: RequestHandle, *, logs: bool = True) -> Status:
+        """One status reading (202 while pending, 200 when COMPLETED; both accepted)."""
+        body = await self._json(
+            "GET",
+            handle.status_url,
+            what=f"status of request {handle.request_id}",
+            params={"logs": "1" if logs else "0"},
+        )
+        return Status.from_json(body)
+
+    async def poll_status(
+        self, handle: RequestHandle, *, logs: bool = True, interval: float = 0.5
+    ) -> AsyncIterator[Status]:
+        """Poll every ``interval`` seconds until COMPLETED, yielding each reading."""
+        while True:
+            status = await self.status(handle, logs=logs)
+            yield status
+            if status.done:
+                return
+            await asyncio.sleep(interval)
+
+    async def stream_status(
+        self, handle: RequestHandle, *, logs: bool = True, poll_interval: float = 0.5
+    ) -> AsyncIterator[Status]:
+        """Statuses from the SSE stream until COMPLETED, logs cumulative. Falls back to polling (and says so
+        in the log) when the server offers no stream or the stream breaks before COMPLETED."""
+        last: Status | None = None
+        try:
+            async for status in sse_statuses(self.session, handle, logs=logs):
+                last = status
+                yield status
+        except StreamUnavailable as exc:
+            log.info("status stream of %s unavailable (%s); polling instead", handle.request_id, exc)
+        if last is not None and last.done:
+            return
+        async for status in self.poll_status(handle, logs=logs, interval=poll_interval):
+            yield status
+
+    async def result(self, handle: RequestHandle) -> dict[str, Any]:
+        """The output of a COMPLETED request. A failed request raises ``JobFailedError`` with fal's detail and
+        error_type; a result past fal's retention raises ``ResultExpiredError``."""
+        body = await self._json(
+            "GET",
+            handle.response_url,
+            what=f"result of {handle.endpoint_id} request {handle.request_id}",
+            kind="result",
+        )
+        if not isinstance(body, dict):
+            raise RequestError(f"result of request {handle.request_id} is not a JSON object", detail=body)
+        return body
+
+    async def cancel(self, handle: RequestHandle) -> str:
+        """Ask fal to cancel: ``CANCELLATION_REQUESTED``, or ``ALREADY_COMPLETED`` (fal's 400)."""
+        response = await self.session.send(
+            "PUT",
+            handle.cancel_url,
+            what=f"cancel of request {handle.request_id}",
+            api=True,
+            idempotent=True,
+            accept=(400,),
+        )
+        body = response_json(response)
+        if response.status_code == 400:
+            return "ALREADY_COMPLETED"
+        status = body.get("status") if isinstance(body, dict) else None
+        return status if isinstance(status, str) else "CANCELLATION_REQUESTED"
+
+    async def download(self, url: str, dest: Path) -> Path:
+        """Save a media URL (or a ``data:`` URI from ``sync_mode``) to ``dest``: streamed to a temporary file
+        in the same folder, then renamed, so a broken download never leaves a half file. No key is sent."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                if url.startswith("data:"):
+                    out.write(_decode_data_uri(url))
+                else:
+                    await self._stream_to(url, out)
+            os.replace(tmp_name, dest)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return dest
+
+    async def _stream_to(self, url: str, out: Any) -> None:
+        what = _media_what(url)
+        response = await self.session.send(
+            "GET", url, what=what, api=False, idempotent=True, stream=True, headers={"Accept": "*/*"}
+        )
+        try:
+            with translate_errors(what):
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    out.write(chunk)
+        finally:
+            await response.aclose()
+
+    async def fetch_openapi(self, endpoint_id: str) -> dict[str, Any]:
+        """fal's per-model OpenAPI document. Public: sent without the key. Unknown model → UnknownModelError."""
+        url = self.settings.endpoints.openapi_url(urllib.parse.quote(endpoint_id, safe="/"))
+        try:
+            response = await self.session.send(
+                "GET", url, what=f"OpenAPI schema of {endpoint_id}", api=False, idempotent=True
+            )
+        except NotFoundError as exc:
+            raise UnknownModelError(
+                f"fal has no model {endpoint_id!r} (its OpenAPI schema is not found)"
+            ) from exc
+        body = response_json(response)
+        if not isinstance(body, dict):
+            raise RequestError(f"the OpenAPI schema of {endpoint_id} is not a JSON object")
+        return body
+
+
+def _decode_data_uri(uri: str) -> bytes:
+    """Bytes of a ``data:`` URI, decoded by the standard library's data-URL handler."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(uri)) as response:  # noqa: S310 - data: only
+            return response.read()
+    except (ValueError, OSError) as exc:
+        raise TransportError(f"could not decode a data: URI ({exc})") from exc
+
+
+class QueueClient:
+    """The same calls, blocking, for scripts: each runs the async client on the shared portal thread.
+
+        fal = QueueClient()
+        handle, _ = fal.submit("fal-ai/nano-banana-pro", {"prompt": "a fox"})
+        output = fal.wait(handle)
+
+    Raises what the async client raises; ``timeout=`` on :meth:`wait` raises ``FalTimeoutError`` (the remote
+    request keeps running unless cancelled).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        portal: Portal | None = None,
+        **options: Any,
+    ) -> None:
+        self.async_client = AsyncQueueClient(settings, **options)
+        self._portal = portal
+
+    @property
+    def portal(self) -> Portal:
+        return self._portal if self._portal is not None else get_portal()
+
+    @property
+    def settings(self) -> Settings:
+        return self.async_client.settings
+
+    def __repr__(self) -> str:
+        return f"<QueueClient {self.settings.describe()}>"
+
+    def __enter__(self) -> QueueClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return self.portal.call(coro, timeout=timeout)
+
+    def submit(
+        self, endpoint_id: str, arguments: Mapping[str, Any], **options: Any
+    ) -> tuple[RequestHandle, Status]:
+        return self._call(self.async_client.submit(endpoint_id, arguments, **options))
+
+    def status(self, handle: RequestHandle, *, logs: bool = True) -> Status:
+        return self._call(self.async_client.status(handle, logs=logs))
+
+    def stream_status(self, handle: RequestHandle, *, logs: bool = True) -> Iterator[Status]:
+        """Blocking iteration over the async stream; each step runs on the portal."""
+        stream = self.async_client.stream_status(handle, logs=logs)
+
+        async def step() -> Status:
+            return await stream.__anext__()
+
+        try:
+            while True:
+                try:
+                    yield self._call(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._call(stream.aclose())
+
+    def result(self, handle: RequestHandle) -> dict[str, Any]:
+        return self._call(self.async_client.result(handle))
+
+    def wait(self, handle: RequestHandle, *, timeout: float | None = None) -> dict[str, Any]:
+        """Follow the request to COMPLETED, then return its result (or raise its error)."""
+
+        async def follow() -> dict[str, Any]:
+            async for _status in self.async_client.stream_status(handle, logs=False):
+                pass
+            return await self.async_client.result(handle)
+
+        return self._call(follow(), timeout=timeout)
+
+    def cancel(self, handle: RequestHandle) -> str:
+        return self._call(self.async_client.cancel(handle))
+
+    def download(self, url: str, dest: Path) -> Path:
+        return self._call(self.async_client.download(url, dest))
+
+    def fetch_openapi(self, endpoint_id: str) -> dict[str, Any]:
+        return self._call(self.async_client.fetch_openapi(endpoint_id))
+
+    def close(self) -> None:
+        """Close the connections held on the portal's loop."""
+        self._call(self.async_client.aclose())
