@@ -1,0 +1,173 @@
+"""The HTML and text of a job card, built from plain values: no IPython, no job objects, no I/O.
+
+Inline styles only: GitHub, nbviewer and JupyterLab's sanitiser drop ``<style>`` blocks in saved notebooks but keep
+the elements. Every value that came from a user or from fal (prompt, logs, errors, file names, URLs) goes through
+:func:`html.escape` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+__all__ = ["CardData", "Media", "card_html", "card_text", "BADGE_COLOURS"]
+
+BADGE_COLOURS = {
+    "SUBMITTING": "#6b7280",
+    "IN_QUEUE": "#b45309",
+    "IN_PROGRESS": "#1d4ed8",
+    "COMPLETED": "#15803d",
+    "FAILED": "#b91c1c",
+    "CANCELLED": "#6b7280",
+    "EXPIRED": "#9a3412",
+}
+LOG_LINES = 200  # the tail shown; the full log stays on the job
+PROMPT_CHARS = 600
+
+_CARD = ("font-family:system-ui,-apple-system,sans-serif;font-size:13px;border:1px solid #d1d5db;"
+         "border-radius:6px;padding:8px 10px;margin:2px 0;max-width:980px")
+_GRID = "display:flex;flex-wrap:wrap;gap:6px;margin-top:6px"
+_THUMB = "max-width:300px;max-height:300px;border-radius:4px;display:block"
+_MUTED = "color:#6b7280"
+
+
+@dataclass(frozen=True)
+class Media:
+    """One output file: ``thumb`` is a data URI (may be empty), ``href`` the full-size link (may be empty)."""
+
+    kind: str  # "image" | "video"
+    path: str = ""
+    href: str = ""
+    thumb: str = ""
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class CardData:
+    """What a card shows, already read from the job (so building HTML never touches live state)."""
+
+    job_id: str
+    model: str
+    state: str
+    prompt: str = ""
+    request_id: str | None = None
+    queue_position: int | None = None
+    elapsed: float | None = None
+    inference_time: float | None = None
+    logs: tuple[str, ...] = ()
+    media: tuple[Media, ...] = ()
+    error: str = ""
+    error_detail: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f} s" if value < 120 else f"{int(value // 60)} min {int(value % 60)} s"
+
+
+def _badge(state: str) -> str:
+    colour = BADGE_COLOURS.get(state, "#374151")
+    return (f'<span class="fal-badge" style="background:{colour};color:#fff;border-radius:9px;padding:1px 8px;'
+            f'font-size:11px;font-weight:600">{_e(state)}</span>')
+
+
+def _header(card: CardData) -> str:
+    facts = [f"<code>{_e(card.job_id)}</code>"]
+    if card.state == "IN_QUEUE" and card.queue_position is not None:
+        facts.append(f"queue position {int(card.queue_position)}")
+    if card.elapsed is not None:
+        facts.append(f"elapsed {_seconds(card.elapsed)}")
+    if card.inference_time is not None:
+        facts.append(f"inference {_seconds(card.inference_time)}")
+    return (f'<div><b>{_e(card.model)}</b> {_badge(card.state)} '
+            f'<span style="{_MUTED}">{" · ".join(facts)}</span></div>')
+
+
+def _prompt(card: CardData) -> str:
+    if not card.prompt:
+        return ""
+    text = card.prompt if len(card.prompt) <= PROMPT_CHARS else card.prompt[:PROMPT_CHARS] + "…"
+    return f'<div class="fal-prompt" style="margin-top:4px;white-space:pre-wrap">{_e(text)}</div>'
+
+
+def _logs(card: CardData) -> str:
+    if not card.logs:
+        return ""
+    tail = card.logs[-LOG_LINES:]
+    opened = "" if card.state in ("COMPLETED", "CANCELLED", "EXPIRED") else " open"
+    return (f'<details{opened} style="margin-top:4px"><summary style="cursor:pointer;{_MUTED}">logs '
+            f'({len(card.logs)} lines)</summary><pre style="max-height:160px;overflow:auto;margin:2px 0;'
+            f'font-size:11px">{_e(chr(10).join(tail))}</pre></details>')
+
+
+def _image(item: Media, alt: str) -> str:
+    size = f"{item.width}×{item.height}" if item.width and item.height else ""
+    title = _e(f"{item.path} {size}".strip())
+    if item.thumb:
+        inner = f'<img src="{_e(item.thumb)}" alt="{_e(alt)}" title="{title}" style="{_THUMB}"/>'
+    else:
+        inner = f'<span style="{_MUTED}">{_e(item.path or "image")}</span>'
+    if item.href:
+        return f'<a href="{_e(item.href)}" target="_blank" rel="noopener">{inner}</a>'
+    return inner
+
+
+def _video(item: Media) -> str:
+    poster = f' poster="{_e(item.thumb)}"' if item.thumb else ""
+    src = _e(item.href)
+    return (f'<video controls preload="metadata" src="{src}"{poster} '
+            f'style="max-width:480px;max-height:320px;border-radius:4px"></video>')
+
+
+def _media(card: CardData) -> str:
+    if not card.media:
+        return ""
+    alt = card.prompt[:120] or card.model
+    tiles = [_video(m) if m.kind == "video" else _image(m, alt) for m in card.media]
+    paths = [m.path for m in card.media if m.path]
+    listing = ""
+    if paths:
+        rows = "<br/>".join(f"<code>{_e(p)}</code>" for p in paths)
+        listing = f'<div style="margin-top:4px;font-size:11px;{_MUTED}">{rows}</div>'
+    return f'<div class="fal-media" style="{_GRID}">{"".join(tiles)}</div>{listing}'
+
+
+def _error(card: CardData) -> str:
+    if not card.error:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in card.error_detail)
+    detail = f'<ul style="margin:2px 0 0 16px;padding:0">{items}</ul>' if items else ""
+    return (f'<div class="fal-error" style="color:#b91c1c;margin-top:4px;white-space:pre-wrap">'
+            f"{_e(card.error)}{detail}</div>")
+
+
+def card_html(card: CardData) -> str:
+    """The whole card as one HTML fragment (static: it is also what the saved notebook keeps)."""
+    notes = "".join(f'<div style="{_MUTED};margin-top:4px">{_e(n)}</div>' for n in card.notes)
+    body = _header(card) + _prompt(card) + _error(card) + _media(card) + _logs(card) + notes
+    return f'<div class="fal-card" data-fal-job="{_e(card.job_id)}" style="{_CARD}">{body}</div>'
+
+
+def card_text(card: CardData) -> str:
+    """The card for terminals and ``text/plain``: a status line, then the prompt, files and error."""
+    facts = [card.model, card.state]
+    if card.state == "IN_QUEUE" and card.queue_position is not None:
+        facts.append(f"queue position {card.queue_position}")
+    if card.elapsed is not None:
+        facts.append(_seconds(card.elapsed))
+    lines = [f"fal job {card.job_id} · " + " · ".join(facts)]
+    if card.prompt:
+        prompt = card.prompt if len(card.prompt) <= 100 else card.prompt[:100] + "…"
+        lines.append(f"  prompt: {prompt}")
+    lines += [f"  {m.kind}: {m.path or m.href}" for m in card.media]
+    if card.error:
+        lines.append(f"  error: {card.error}")
+        lines += [f"    {line}" for line in card.error_detail]
+    return "\n".join(lines)

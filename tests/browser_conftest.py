@@ -1,0 +1,127 @@
+"""Fixtures for the presentation tests: a bare IPython shell, recorded display messages, JupyterLab + chromium.
+
+Imported by name from the test modules that need them (``from browser_conftest import ...``); tests/conftest.py
+belongs to the emulator fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROME_BIN = shutil.which("chromium") or "/usr/bin/chromium"
+VENV_PYTHON = Path(sys.executable)
+
+
+@pytest.fixture
+def ip():
+    """A fresh ``InteractiveShell`` singleton (no history database), torn down after the test."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    InteractiveShell.clear_instance()
+    cfg = Config()
+    cfg.HistoryAccessor.enabled = False
+    shell = InteractiveShell.instance(config=cfg)
+    try:
+        yield shell
+    finally:
+        if "fal_notebook" in shell.extension_manager.loaded:
+            shell.extension_manager.unload_extension("fal_notebook")
+        InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def published(ip):
+    """Every display message the shell publishes: dicts with ``data``, ``transient``, ``update``."""
+    from IPython.core.displaypub import CapturingDisplayPublisher
+
+    saved, ip.display_pub = ip.display_pub, CapturingDisplayPublisher()
+    try:
+        yield ip.display_pub.outputs
+    finally:
+        ip.display_pub = saved
+
+
+def html_of(outputs: list[dict]) -> str:
+    return "\n".join(o["data"].get("text/html", "") for o in outputs)
+
+
+# --- real browser (jupyter-notes §7) ------------------------------------------------------------------------
+
+
+def chromium_or_skip() -> str:
+    """The chromium binary; a clear failure when browsers are required (run.py test), else a skip."""
+    if Path(CHROME_BIN).exists():
+        return CHROME_BIN
+    message = f"Debian's chromium is not installed ({CHROME_BIN} missing): apt-get install chromium"
+    if os.environ.get("FAL_NOTEBOOK_REQUIRE_BROWSER") == "1":
+        pytest.fail(message + " (FAL_NOTEBOOK_REQUIRE_BROWSER=1)")
+    pytest.skip(message)
+
+
+def pick_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, limit: float = 90) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.2)  # polling a server that is starting: there is no event to wait on
+    raise TimeoutError(url)
+
+
+def start_jupyterlab(nb_dir: Path, home: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen, dict]:
+    """A throw-away JupyterLab on 127.0.0.1 serving ``nb_dir``; its kernels run this venv's python."""
+    cfg = home / "settings" / "@jupyterlab" / "apputils-extension"
+    cfg.mkdir(parents=True)
+    (cfg / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    port, token = pick_port(), secrets.token_hex(16)
+    env = {**os.environ, **extra_env, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "IPYTHONDIR": str(home / "ipython"),
+           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / "config"),
+           "PATH": f"{VENV_PYTHON.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    argv = [str(VENV_PYTHON), "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nb_dir}",
+            "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--KernelSpecManager.ensure_native_kernel=True"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--allow-root")
+    log = open(home / "lab.log", "w")  # noqa: SIM115 - closed by stop_jupyterlab's caller via the process
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    info = {"base": f"http://127.0.0.1:{port}", "token": token, "dir": nb_dir, "log": home / "lab.log"}
+    try:
+        wait_until_up(f"{info['base']}/api/status?token={token}")
+    except TimeoutError:
+        stop_process_group(proc)
+        raise
+    return proc, info
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's own process group (it was started in a new session), SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass

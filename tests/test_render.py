@@ -1,0 +1,177 @@
+"""Job cards against a small stand-in job: escaping, thumbnails, in-place updates from another thread."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures
+from PIL import Image
+
+from fal_notebook import render
+from fal_notebook.errors import JobFailedError
+
+XSS = "<script>alert(1)</script>"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"}
+
+
+class FakeJob:
+    """The Job attributes a card reads, plus ``set`` to move it from any thread."""
+
+    def __init__(self, **fields):
+        self.id = "abc123"
+        self.request_id = None
+        self.model = "fal-ai/nano-banana-pro"
+        self.arguments = {"prompt": "a red fox"}
+        self.state = "IN_QUEUE"
+        self.queue_position = 2
+        self.logs: list[str] = []
+        self.error = None
+        self.files: list[Path] = []
+        self.elapsed = 1.5
+        self.inference_time = None
+        self._result: dict = {}
+        self._callbacks: list = []
+        self.__dict__.update(fields)
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+    def result(self, timeout=None):
+        return self._result
+
+    def on_change(self, callback):
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback)
+
+    def set(self, **fields):
+        self.__dict__.update(fields)
+        for callback in list(self._callbacks):
+            callback()
+
+
+def make_png(path: Path, size: tuple[int, int]) -> Path:
+    Image.new("RGB", size, (200, 80, 40)).save(path)
+    return path
+
+
+def thumbnails(html: str) -> list[Image.Image]:
+    found = re.findall(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', html)
+    return [Image.open(io.BytesIO(base64.b64decode(b64))) for b64 in found]
+
+
+def test_user_text_is_escaped_everywhere(tmp_path):
+    error = JobFailedError(f"failed {XSS}", detail=[{"loc": ["body", "prompt"], "msg": XSS}], error_type="x<y>")
+    job = FakeJob(arguments={"prompt": XSS}, logs=[XSS, "<b>bold</b>"], state="FAILED", error=error,
+                  files=[tmp_path / "<img src=x onerror=alert(1)>.png"])
+    html = render.JobCard(job)._repr_mimebundle_()["text/html"]
+    assert "<script" not in html and "<b>bold" not in html and "<img src=x" not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3  # prompt, log line, error detail
+    assert "prompt: &lt;script&gt;" in html and "x&lt;y&gt;" in html
+
+
+def test_completed_card_embeds_light_thumbnails_with_the_right_aspect(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "fal_outputs"
+    out.mkdir()
+    files = [make_png(out / "wide.png", (1920, 1080)), make_png(out / "tall.png", (768, 1376))]
+    remote = [{"url": "https://cdn.example/wide.png", "width": 1920, "height": 1080},
+              {"url": "https://cdn.example/tall.png", "width": 768, "height": 1376}]
+    job = FakeJob(state="COMPLETED", files=files, _result={"images": remote}, inference_time=2.25)
+    bundle = render.JobCard(job)._repr_mimebundle_()
+    html = bundle["text/html"]
+    thumbs = thumbnails(html)
+    assert [t.size for t in thumbs] == [(384, 216), (214, 384)]
+    assert all(len(b) <= render.THUMB_BYTES for b in re.findall(r"base64,([^\"]+)", html))
+    assert 'href="fal_outputs/wide.png"' in html  # full size: the file next to the notebook
+    assert "inference 2.2 s" in html or "inference 2.3 s" in html
+    assert "fal_outputs/tall.png" in bundle["text/plain"] and "COMPLETED" in bundle["text/plain"]
+
+
+def test_outside_files_link_to_fal_and_video_gets_a_player(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    video = elsewhere / "clip.mp4"
+    video.write_bytes(b"\x00")
+    job = FakeJob(state="COMPLETED", files=[video], _result={"video": {"url": "https://cdn.example/clip.mp4"}})
+    html = render.JobCard(job)._repr_mimebundle_()["text/html"]
+    assert '<video controls preload="metadata" src="https://cdn.example/clip.mp4"' in html
+    assert str(video) in html
+
+
+def test_failed_card_is_red_with_fal_detail():
+    error = JobFailedError("Unprocessable", detail=[{"loc": ["body", "aspect_ratio"], "msg": "bad ratio"}],
+                           error_type="validation_error", status_code=422)
+    html = render.JobCard(FakeJob(state="FAILED", error=error))._repr_mimebundle_()["text/html"]
+    assert 'class="fal-error" style="color:#b91c1c' in html
+    assert "aspect_ratio: bad ratio" in html and "validation_error" in html
+
+
+async def _until(condition, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def test_live_card_updates_in_place_from_the_runtime_thread(ip, published):  # noqa: F811
+    job = FakeJob()
+
+    async def scenario():
+        card = render.LiveCard(job).show()
+        assert card.live and len(published) == 1 and "IN_QUEUE" in published[0]["data"]["text/plain"]
+        display_id = published[0]["transient"]["display_id"]
+        # 50 changes while the kernel loop is busy: coalesced into one redraw
+        burst = threading.Thread(target=lambda: [job.set(queue_position=n) for n in range(50)])
+        burst.start()
+        burst.join()
+        await _until(lambda: len(published) >= 2)
+        await asyncio.sleep(0.05)
+        assert len(published) == 2
+        threading.Thread(target=job.set, kwargs={"state": "CANCELLED"}).start()
+        await _until(lambda: "CANCELLED" in published[-1]["data"]["text/plain"])
+        return display_id
+
+    display_id = asyncio.run(scenario())
+    assert all(o["transient"]["display_id"] == display_id for o in published)
+    assert [o["update"] for o in published] == [False, True, True]
+    assert job._callbacks == []  # unsubscribed once finished
+
+
+def test_resend_final_publishes_from_the_current_cell_once(ip, published):  # noqa: F811
+    job = FakeJob()
+
+    async def scenario():
+        render.LiveCard(job).show()
+        job.state = "COMPLETED"
+        assert render.resend_final() == 1
+        assert render.resend_final() == 0
+
+    asyncio.run(scenario())
+    assert published[-1]["update"] and "COMPLETED" in published[-1]["data"]["text/plain"]
+
+
+def test_without_a_loop_nothing_is_drawn_later_and_finished_jobs_are_announced_once(ip, published):  # noqa: F811
+    job = FakeJob()
+    card = render.LiveCard(job).show()
+    assert not card.live and job._callbacks == []
+    assert render.finished_unannounced() == []
+    job.set(state="COMPLETED", files=[Path("fal_outputs/fox.png")])
+    assert len(published) == 1
+    assert render.finished_unannounced() == [job]
+    assert render.finished_unannounced() == []
+    assert render.notice(job) == "[fal] job abc123 (fal-ai/nano-banana-pro) COMPLETED: fal_outputs/fox.png"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    render._CARDS.clear()
+    yield
+    render._CARDS.clear()
