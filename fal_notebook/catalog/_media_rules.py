@@ -158,46 +158,22 @@ def _local_file(spec: ModelSpec, media: MediaField, where: str, path: Path, repo
         return Problem(where, f"{path.name!r} looks like {_article(family)}; {_article(media.kind)} is needed",
                        _ANY)
     if media.kind == "video" and spec.limits.get("video"):
-        problem = check_local_video(spec.limits["video"], where, path, report, probe_videos)
-        if problem is not None:
-            return problem
+        found = check_local_video(spec.limits["video"], where, path, report, probe_videos)
+        if found:
+            report.problems.extend(found[:-1])
+            return found[-1]
     report.uploads.append((where, path))
     return None
 
 
 def check_local_video(limits: dict, where: str, path: Path, report: MediaReport,
-                      probe_videos: bool) -> Problem | None:
+                      probe_videos: bool) -> list[Problem]:
     """Container, then size (no probing needed), then duration and sides from a PyAV probe."""
-    formats = [f.lower() for f in limits.get("formats", ())]
-    if formats and path.suffix.lower() not in formats:
-        return Problem(where, f"container {path.suffix or '(none)'!r} is not accepted", ", ".join(formats))
-    max_mb = limits.get("max_mb")
-    size = path.stat().st_size
-    if max_mb and size > max_mb * 2**20:
-        return Problem(where, f"the file is {size / 2**20:.1f} MB; the limit is {max_mb} MB",
-                       f"at most {max_mb} MB")
-    if not probe_videos:
-        return None
-    from .. import media as media_module  # lazy: PyAV is optional
+    from .. import media  # lazy: Pillow and the optional PyAV stay unloaded until a local video is checked
 
     try:
-        info = media_module.probe_video(path)
+        found = media.check_video(path, media.VideoLimits.from_dict(limits), probe=probe_videos, field=where)
     except ImportError as exc:
         report.warnings.append(f"{where}: duration and resolution were not checked: {exc}")
-        return None
-    except ValueError as exc:
-        return Problem(where, f"could not be read as a video: {exc}", ", ".join(formats) or None)
-    return _video_limits(limits, where, info)
-
-
-def _video_limits(limits: dict, where: str, info: Any) -> Problem | None:
-    low, high = limits.get("min_duration"), limits.get("max_duration")
-    if (low is not None and info.duration < low) or (high is not None and info.duration > high):
-        return Problem(where, f"the video is {info.duration:.1f} s long; the limit is {low}–{high} s",
-                       f"{low}–{high} s")
-    small, big = limits.get("min_side"), limits.get("max_side")
-    sides = (info.width, info.height)
-    if (small is not None and min(sides) < small) or (big is not None and max(sides) > big):
-        return Problem(where, f"the video is {info.width}×{info.height}; each side must be {small}–{big} px",
-                       f"each side {small}–{big} px")
-    return None
+        return []
+    return found
