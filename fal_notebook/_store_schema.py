@@ -1,0 +1,49 @@
+"""The job store's schema as a list of migrations; ``PRAGMA user_version`` counts the ones applied.
+
+Append a new list of statements to change the schema; never edit a released one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "JSON_COLUMNS"]
+
+# Columns holding JSON text.
+JSON_COLUMNS = frozenset({"arguments", "logs", "result", "error", "files", "tags", "options"})
+
+_V1 = [
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,                -- local short hex id
+        endpoint TEXT NOT NULL,             -- full endpoint id as submitted
+        arguments TEXT NOT NULL,            -- JSON; data URIs replaced by {"$data_uri": sha256, "path": ...}
+        state TEXT NOT NULL,                -- JobState
+        request_id TEXT UNIQUE,             -- fal's id; NULL until fal accepted the request
+        status_url TEXT,
+        response_url TEXT,
+        cancel_url TEXT,
+        queue_position INTEGER,
+        logs TEXT,                          -- JSON list of the newest log lines
+        created_at TEXT NOT NULL,           -- UTC ISO 8601 with offset
+        updated_at TEXT NOT NULL,
+        submitted_at TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        inference_time REAL,
+        result TEXT,                        -- JSON, fal's payload (NULL until fetched)
+        error TEXT,                         -- JSON {class, message, error_type, detail, status_code}
+        files TEXT,                         -- JSON list of local output paths
+        origin TEXT NOT NULL,               -- notebook path, "cli" or "script"
+        tags TEXT,                          -- JSON list
+        options TEXT,                       -- JSON: priority, webhook_url, start_timeout, hint, validate
+        owner TEXT,                         -- host:pid:nonce of the process following the job
+        lease_until REAL,                   -- epoch seconds
+        submit_attempts INTEGER NOT NULL DEFAULT 0,
+        result_fetches INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+    "CREATE INDEX jobs_state ON jobs (state)",
+    "CREATE INDEX jobs_origin_created ON jobs (origin, created_at)",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+]
+
+MIGRATIONS: list[list[str]] = [_V1]

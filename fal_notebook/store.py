@@ -1,0 +1,451 @@
+"""The durable job store: one SQLite row per request, kept after it finishes (history).
+
+Why SQLite (stdlib) and not a JSON file: the original's ``fal-pending.json`` had no lock and no atomic write and
+was silently wiped when corrupt. SQLite in WAL mode gives atomic commits, readers that never block the writer,
+and ``BEGIN IMMEDIATE`` transactions that let two processes claim jobs without double-processing one.
+
+Rules kept here: the file is 0600 in a 0700 folder; data URIs never sit inline (their bytes go to
+``inputs/<sha256>`` beside the database); the API key is never written; a corrupt database is moved aside under a
+timestamped name, never deleted. Nothing here knows about HTTP or display.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import _store_inputs as _inputs
+from ._store_schema import JSON_COLUMNS, MIGRATIONS
+from .errors import ConfigError, NotFoundError
+
+__all__ = ["JobState", "JobRecord", "JobStore", "new_job_id", "new_owner", "utcnow"]
+
+log = logging.getLogger("fal_notebook")
+BUSY_TIMEOUT_MS = 15_000
+LOG_TAIL = 200  # log lines kept per job (the newest)
+LOG_LINE_MAX = 2_000
+
+
+class JobState(str, Enum):
+    """Where a job is. fal itself knows only IN_QUEUE / IN_PROGRESS / COMPLETED; the rest are ours."""
+
+    SUBMITTING = "SUBMITTING"  # stored locally, uploads / POST not yet acknowledged (no request id yet)
+    IN_QUEUE = "IN_QUEUE"  # fal accepted it and it waits for a runner (queue_position set)
+    IN_PROGRESS = "IN_PROGRESS"  # a runner works on it (logs grow)
+    COMPLETED = "COMPLETED"  # result fetched and media downloaded
+    FAILED = "FAILED"  # fal's COMPLETED with an error, a refused submit, or an unusable input
+    CANCELLED = "CANCELLED"  # fal confirmed the cancel request before a result existed
+    EXPIRED = "EXPIRED"  # fal no longer holds the result (kept 1 h; 6 min for >= 10 KB)
+
+    @property
+    def terminal(self) -> bool:
+        """True once nothing more will happen to the job."""
+        return self in _TERMINAL
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
+UNFINISHED = tuple(s.value for s in JobState if not s.terminal)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    """A local id: 12 hex digits (6 are shown, any unique prefix resolves)."""
+    return secrets.token_hex(6)
+
+
+def new_owner() -> str:
+    """``host:pid:nonce``: who holds a job's lease. The pid lets a process on this host see its owner died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class JobRecord:
+    """One job as stored. ``arguments`` hold ``{"$data_uri": sha256, ...}`` references, never data URIs."""
+
+    id: str
+    endpoint: str
+    arguments: dict = field(default_factory=dict)
+    state: JobState = JobState.SUBMITTING
+    request_id: str | None = None
+    status_url: str | None = None
+    response_url: str | None = None
+    cancel_url: str | None = None
+    queue_position: int | None = None
+    logs: list = field(default_factory=list)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    inference_time: float | None = None
+    result: dict | None = None
+    error: dict | None = None  # {"class", "message", "error_type", "detail", "status_code"}
+    files: list = field(default_factory=list)
+    origin: str = "script"
+    tags: list = field(default_factory=list)
+    options: dict = field(default_factory=dict)  # priority, webhook_url, start_timeout, hint, validate
+    owner: str | None = None
+    lease_until: float | None = None
+    submit_attempts: int = 0
+    result_fetches: int = 0
+
+    def add_logs(self, lines: Iterable[str]) -> None:
+        """Append log lines, keeping the newest ``LOG_TAIL`` (each cut to ``LOG_LINE_MAX`` characters)."""
+        self.logs.extend(str(line)[:LOG_LINE_MAX] for line in lines)
+        del self.logs[:-LOG_TAIL]
+
+
+COLUMNS = tuple(f.name for f in fields(JobRecord))
+_TIME_COLUMNS = ("created_at", "updated_at", "submitted_at", "started_at", "finished_at")
+
+
+def _to_sql(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in JSON_COLUMNS:
+        return json.dumps(value, separators=(",", ":"), default=str)
+    if name in _TIME_COLUMNS:
+        return value.astimezone(UTC).isoformat()
+    if name == "state":
+        return JobState(value).value
+    return value
+
+
+def _from_row(row: sqlite3.Row) -> JobRecord:
+    values: dict[str, Any] = {}
+    for name in COLUMNS:
+        value = row[name]
+        if value is not None and name in JSON_COLUMNS:
+            value = json.loads(value)
+        elif value is not None and name in _TIME_COLUMNS:
+            value = datetime.fromisoformat(value)
+        values[name] = value
+    values["state"] = JobState(values["state"])
+    for name in ("logs", "files", "tags"):
+        values[name] = values[name] or []
+    values["arguments"] = values["arguments"] or {}
+    values["options"] = values["options"] or {}
+    return JobRecord(**values)
+
+
+def _owner_alive(owner: str) -> bool:
+    """False only when the owner ran on this host and its pid no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, somebody else's
+        return True
+    return True
+
+
+def _private_file(path: Path) -> None:
+    """Create the folder (0700) and the file (0600) before SQLite opens it, so it never exists world-readable."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class JobStore:
+    """Job rows in ``path`` (``$FAL_NOTEBOOK_HOME/jobs.sqlite3``). Safe to share between threads and processes.
+
+    One connection per store guarded by a lock; every write is its own transaction. Claims use ``BEGIN
+    IMMEDIATE`` so two processes never both own a job.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self.inputs_dir = self.path.parent / "inputs"
+        self._lock = threading.RLock()
+        self._conn = self._open()
+
+    # -- opening ---------------------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        _private_file(self.path)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            aside = self._move_aside(exc)
+            log.warning("the job store %s was corrupt (%s); moved it to %s and started a new one",
+                        self.path, exc, aside)
+            _private_file(self.path)
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise ConfigError(f"the job store {self.path} has schema version {version}, newer than this "
+                                  f"fal_notebook knows ({len(MIGRATIONS)}); upgrade fal_notebook")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _move_aside(self, exc: Exception) -> Path:
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        os.replace(self.path, aside)
+        for suffix in ("-wal", "-shm"):
+            extra = self.path.with_name(self.path.name + suffix)
+            if extra.exists():
+                os.replace(extra, aside.with_name(aside.name + suffix))
+        return aside
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def integrity_check(self) -> str:
+        """``"ok"`` when SQLite finds nothing wrong (``PRAGMA integrity_check``)."""
+        with self._lock:
+            return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- transactions ----------------------------------------------------------------------------------
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
+        with self._lock:
+            return self._conn.execute(sql, tuple(params)).rowcount
+
+    def _immediate(self, body):
+        """Run ``body(conn)`` inside ``BEGIN IMMEDIATE`` (the write lock is taken up front, so no upgrade races)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                value = body(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return value
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    def store_inputs(self, arguments: Any) -> Any:
+        """``arguments`` with every data URI replaced by a reference to its bytes under ``inputs/``."""
+        return _inputs.externalize(arguments, self.inputs_dir)
+
+    def restore_inputs(self, arguments: Any) -> Any:
+        """The inverse of :meth:`store_inputs`: rebuild data URIs for a re-submit."""
+        return _inputs.internalize(arguments)
+
+    def keep_bytes(self, data: bytes, suffix: str = "") -> Path:
+        """Store bytes under ``inputs/<sha256><suffix>`` (0600) and return the path."""
+        return _inputs.keep_bytes(data, self.inputs_dir, suffix)
+
+    # -- rows ------------------------------------------------------------------------------------------
+    def insert(self, record: JobRecord) -> JobRecord:
+        """Insert a new row; ``record.arguments`` are externalized first (the record is updated in place)."""
+        record.arguments = self.store_inputs(record.arguments)
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})",
+                    (_to_sql(n, getattr(record, n)) for n in COLUMNS))
+        return record
+
+    def save(self, record: JobRecord, names: Iterable[str], *, owner: str | None = None) -> bool:
+        """Write these fields of ``record``; with ``owner``, only while that owner holds the job."""
+        values = {n: getattr(record, n) for n in names}
+        return self.update(record.id, owner=owner, **values)
+
+    def update(self, job_id: str, *, owner: str | None = None, **values: Any) -> bool:
+        """Set columns of one row (``updated_at`` too). With ``owner``, nothing changes unless it holds the job."""
+        if "arguments" in values:
+            values["arguments"] = self.store_inputs(values["arguments"])
+        values.setdefault("updated_at", utcnow())
+        unknown = set(values) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown job columns: {sorted(unknown)}")
+        sets = ", ".join(f"{name} = ?" for name in values)
+        params = [_to_sql(n, v) for n, v in values.items()] + [job_id]
+        where = "id = ?"
+        if owner is not None:
+            where += " AND owner = ?"
+            params.append(owner)
+        return self._write(f"UPDATE jobs SET {sets} WHERE {where}", params) == 1
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _from_row(row) if row else None
+
+    def find(self, ref: str) -> JobRecord:
+        """A job by local id, request id, or a unique prefix of either. ``NotFoundError`` otherwise."""
+        ref = ref.strip()
+        if not ref:
+            raise NotFoundError("an empty job id")
+        queries = [
+            ("SELECT * FROM jobs WHERE id = ? OR request_id = ?", (ref, ref)),
+            ("SELECT * FROM jobs WHERE substr(id, 1, ?) = ? OR substr(request_id, 1, ?) = ? LIMIT 6",
+             (len(ref), ref, len(ref), ref)),
+        ]
+        for sql, params in queries:
+            with self._lock:
+                rows = self._conn.execute(sql, params).fetchall()
+            if len(rows) == 1:
+                return _from_row(rows[0])
+            if len(rows) > 1:
+                shown = ", ".join(row["id"] for row in rows[:5])
+                raise NotFoundError(f"{ref!r} matches several jobs ({shown}…); give more characters")
+        raise NotFoundError(f"no job {ref!r} in {self.path}; `fal-notebook list --all` shows the known ones")
+
+    def list(self, *, origin: str | None = None, endpoint: str | None = None,
+             states: Iterable[JobState | str] | None = None, limit: int | None = None) -> list[JobRecord]:
+        """Rows, newest first, filtered by origin, endpoint and states."""
+        where, params = ["1 = 1"], []
+        if origin is not None:
+            where.append("origin = ?")
+            params.append(origin)
+        if endpoint is not None:
+            where.append("endpoint = ?")
+            params.append(endpoint)
+        if states is not None:
+            wanted = [JobState(s).value for s in states]
+            where.append(f"state IN ({', '.join('?' for _ in wanted)})")
+            params.extend(wanted)
+        sql = f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [_from_row(row) for row in rows]
+
+    def unfinished(self, origin: str | None = None) -> list[JobRecord]:
+        return self.list(origin=origin, states=UNFINISHED)
+
+    # -- leases ----------------------------------------------------------------------------------------
+    def claim(self, job_id: str, owner: str, lease: float) -> JobRecord | None:
+        """Take the job for ``owner`` for ``lease`` seconds, unless a live owner holds an unexpired lease.
+
+        Returns the claimed row, or ``None`` (finished, unknown, or held by someone alive).
+        """
+
+        def body(conn: sqlite3.Connection) -> JobRecord | None:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] not in UNFINISHED:
+                return None
+            held_by, until = row["owner"], row["lease_until"] or 0.0
+            if held_by and held_by != owner and until > time.time() and _owner_alive(held_by):
+                return None
+            conn.execute("UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ?",
+                         (owner, time.time() + lease, job_id))
+            record = _from_row(row)
+            record.owner, record.lease_until = owner, time.time() + lease
+            return record
+
+        return self._immediate(body)
+
+    def renew(self, owner: str, job_ids: Iterable[str], lease: float) -> set[str]:
+        """Extend ``owner``'s leases; returns the ids it still holds (a lost one was taken over)."""
+        ids = list(job_ids)
+        if not ids:
+            return set()
+        marks = ", ".join("?" for _ in ids)
+
+        def body(conn: sqlite3.Connection) -> set[str]:
+            conn.execute(f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND id IN ({marks})",
+                         [time.time() + lease, owner, *ids])
+            rows = conn.execute(f"SELECT id FROM jobs WHERE owner = ? AND id IN ({marks})", [owner, *ids])
+            return {row["id"] for row in rows}
+
+        return self._immediate(body)
+
+    def release(self, owner: str, job_ids: Iterable[str] | None = None) -> None:
+        """Give up leases so another process may take the jobs at once."""
+        if job_ids is None:
+            self._write("UPDATE jobs SET owner = NULL, lease_until = NULL WHERE owner = ?", (owner,))
+            return
+        for job_id in job_ids:
+            self._write("UPDATE jobs SET owner = NULL, lease_until = NULL WHERE owner = ? AND id = ?",
+                        (owner, job_id))
+
+    def begin_result_fetch(self, job_id: str, owner: str) -> bool:
+        """Record that ``owner`` fetches the result now; ``False`` if it lost the job or it has a result."""
+
+        def body(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE jobs SET result_fetches = result_fetches + 1 WHERE id = ? AND owner = ? "
+                "AND result IS NULL AND lease_until > ?", (job_id, owner, time.time())).rowcount
+            return changed == 1
+
+        return self._immediate(body)
+
+    # -- meta ------------------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def insert_many(self, records: Iterable[JobRecord], meta: dict[str, str]) -> int:
+        """Insert rows whose request id is not yet known, and meta keys, in one transaction. Returns the count."""
+        records = list(records)
+        for record in records:
+            record.arguments = self.store_inputs(record.arguments)
+        names, marks = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
+
+        def body(conn: sqlite3.Connection) -> int:
+            count = 0
+            for record in records:
+                count += conn.execute(f"INSERT OR IGNORE INTO jobs ({names}) VALUES ({marks})",
+                                      [_to_sql(n, getattr(record, n)) for n in COLUMNS]).rowcount
+            for key, value in meta.items():
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            return count
+
+        return self._immediate(body)
+
+    def __repr__(self) -> str:
+        return f"<JobStore {self.path}>"
