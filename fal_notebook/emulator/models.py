@@ -1,0 +1,205 @@
+"""Which models the emulator serves, how it checks their input, and what they return.
+
+Catalogue models come from :mod:`fal_notebook.catalog`; a few extra models exist only as OpenAPI documents
+(:mod:`.extra_models`). Invalid input is reported the way fal's apps do: a pydantic-style ``detail`` list that the
+result GET returns with 422.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from fal_notebook.emulator import render
+from fal_notebook.emulator.blobs import BlobStore
+from fal_notebook.emulator.extra_models import EXTRA_MODEL_IDS, extra_openapi
+from fal_notebook.emulator.openapi_doc import FILE, IMAGE, build_openapi, schema_name
+
+__all__ = ["EmulatedModel", "find_model", "known_model_ids", "validate_input", "make_output"]
+
+log = logging.getLogger("fal_notebook")
+
+_JSONSCHEMA_TYPES = {
+    "enum": "enum", "type": "type_error", "minimum": "greater_than_equal", "maximum": "less_than_equal",
+    "exclusiveMinimum": "greater_than", "exclusiveMaximum": "less_than", "minItems": "too_short",
+    "maxItems": "too_long", "minLength": "string_too_short", "maxLength": "string_too_long",
+    "pattern": "string_pattern_mismatch", "const": "literal_error",
+}
+
+
+@dataclass(frozen=True)
+class EmulatedModel:
+    endpoint_id: str
+    category: str
+    output: str  # "images" | "video"
+    schema_root: dict[str, Any]  # a document whose "$ref" points at the input schema (refs resolve inside it)
+    spec: Any = None  # the catalogue ModelSpec, when the catalogue knows the model
+
+    def openapi(self) -> dict[str, Any]:
+        if self.spec is None:
+            doc = extra_openapi(self.endpoint_id)
+            assert doc is not None
+            return doc
+        return _catalogue_openapi(self.spec)
+
+
+def _catalog():
+    try:
+        from fal_notebook import catalog
+    except ImportError:  # the catalogue is optional for the emulator's own models
+        return None
+    return catalog
+
+
+def _from_spec(spec: Any) -> EmulatedModel:
+    root = {"$ref": "#/definitions/Input", "definitions": {"Input": spec.input_schema}}
+    return EmulatedModel(spec.id, spec.category, spec.output, root, spec)
+
+
+def _from_openapi(endpoint_id: str) -> EmulatedModel:
+    doc = extra_openapi(endpoint_id) or {}
+    name = schema_name(endpoint_id)
+    category = doc["info"]["x-fal-metadata"]["category"]
+    output = "video" if category.endswith("video") else "images"
+    root = {"$ref": f"#/components/schemas/{name}Input", "components": doc["components"]}
+    return EmulatedModel(endpoint_id, category, output, root)
+
+
+def find_model(endpoint_id: str) -> EmulatedModel | None:
+    """The model with exactly this endpoint id (fal knows no aliases), or ``None``."""
+    if endpoint_id in EXTRA_MODEL_IDS:
+        return _from_openapi(endpoint_id)
+    catalog = _catalog()
+    if catalog is None:
+        return None
+    try:
+        spec = catalog.get(endpoint_id)
+    except Exception:  # UnknownModelError, or a catalogue still being written
+        return None
+    return _from_spec(spec) if getattr(spec, "id", None) == endpoint_id else None
+
+
+def known_model_ids() -> list[str]:
+    catalog = _catalog()
+    bundled = [m.id for m in catalog.models()] if catalog is not None and hasattr(catalog, "models") else []
+    return sorted(set(bundled) | EXTRA_MODEL_IDS)
+
+
+def _catalogue_openapi(spec: Any) -> dict[str, Any]:
+    try:
+        from fal_notebook.catalog.openapi import openapi_from_spec
+    except ImportError:
+        openapi_from_spec = None
+    if openapi_from_spec is not None:
+        return openapi_from_spec(spec)
+    output = {"video": {"$ref": "#/components/schemas/File"}} if spec.output == "video" else {
+        "images": {"type": "array", "items": {"$ref": "#/components/schemas/Image"}}, "seed": {"type": "integer"}}
+    return build_openapi(spec.id, category=spec.category, input_schema=spec.input_schema,
+                         output_schema={"type": "object", "properties": output, "required": list(output)[:1]},
+                         shared={"Image": IMAGE, "File": FILE})
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def _schema_problems(model: EmulatedModel, arguments: Any) -> list[dict[str, Any]]:
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(model.schema_root)
+    problems = []
+    for error in sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path)):
+        path = [str(p) if not isinstance(p, int) else p for p in error.absolute_path]
+        if error.validator == "required":
+            present = error.instance if isinstance(error.instance, dict) else {}
+            for name in error.validator_value:
+                if name not in present:
+                    problems.append({"loc": ["body", *path, name], "msg": "Field required", "type": "missing"})
+            continue
+        problems.append({"loc": ["body", *path], "msg": error.message,
+                         "type": _JSONSCHEMA_TYPES.get(str(error.validator), "value_error"),
+                         "input": error.instance})
+    return problems
+
+
+def _catalogue_problems(model: EmulatedModel, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        from fal_notebook.catalog.validate import validate
+        from fal_notebook.errors import ValidationError
+    except ImportError:
+        return []
+    params = inspect.signature(validate).parameters
+    kwargs = {k: False for k in ("local_files", "probe_videos") if k in params}
+    try:
+        validate(model.endpoint_id, arguments, **kwargs)
+    except ValidationError as exc:
+        return [{"loc": ["body", p.field], "msg": p.message + (f" (allowed: {p.allowed})" if p.allowed else ""),
+                 "type": "value_error"} for p in exc.problems]
+    except Exception as exc:  # a catalogue bug must not take the emulator down
+        log.warning("catalogue validation failed for %s: %s", model.endpoint_id, type(exc).__name__)
+    return []
+
+
+def validate_input(model: EmulatedModel, arguments: Any) -> list[dict[str, Any]]:
+    """fal-style 422 ``detail`` entries; empty when the input is acceptable."""
+    if not isinstance(arguments, dict):
+        return [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]
+    problems = _schema_problems(model, arguments)
+    seen = {tuple(p["loc"][:2]) for p in problems}
+    if model.spec is not None:
+        problems += [p for p in _catalogue_problems(model, arguments) if tuple(p["loc"][:2]) not in seen]
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+def _media(store: BlobStore, name: str, data: bytes, content_type: str) -> dict[str, Any]:
+    key = store.new_key(name, content_type)
+    blob = store.put_bytes(key, data)
+    return {"url": f"/media/{blob.key}", "content_type": content_type, "file_name": name, "file_size": blob.size}
+
+
+def _images(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore, seed: int) -> list[dict[str, Any]]:
+    fmt = str(arguments.get("output_format") or arguments.get("format") or _default_format(model)).lower()
+    width, height = render.image_size_for(arguments)
+    prompt = str(arguments.get("prompt", ""))
+    images = []
+    for index in range(max(1, min(int(arguments.get("num_images") or 1), 8))):
+        data, content_type = render.render_image(width, height, fmt, prompt, index + seed % 7)
+        ext = "jpg" if content_type == "image/jpeg" else content_type.split("/")[1]
+        entry = _media(store, f"output_{index}.{ext}", data, content_type)
+        images.append({**entry, "width": width, "height": height})
+    return images
+
+
+def _default_format(model: EmulatedModel) -> str:
+    props = model.spec.input_schema.get("properties", {}) if model.spec is not None else {}
+    for name in ("output_format", "format"):
+        if "default" in props.get(name, {}):
+            return str(props[name]["default"])
+    return "png" if model.spec is not None else "jpeg"
+
+
+def make_output(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore, run_s: float) -> dict[str, Any]:
+    """The model's result JSON with media URLs relative to the emulator (``/media/...``)."""
+    seed = int(arguments.get("seed") if isinstance(arguments.get("seed"), int) else random.randrange(2**32))
+    if model.output == "video":
+        return {"video": _media(store, "output.mp4", render.sample_mp4(), "video/mp4"), "seed": seed}
+    images = _images(model, arguments, store, seed)
+    if "nano-banana" in model.endpoint_id:
+        return {"images": images, "description": ""}
+    return {"images": images, "timings": {"inference": round(run_s, 3)}, "seed": seed,
+            "has_nsfw_concepts": [False] * len(images), "prompt": str(arguments.get("prompt", ""))}
+
+
+def absolutize(value: Any, base: str) -> Any:
+    """Copy of an output with every relative ``url`` made absolute for this request's host."""
+    if isinstance(value, dict):
+        return {k: (base + v if k == "url" and isinstance(v, str) and v.startswith("/") else absolutize(v, base))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [absolutize(v, base) for v in value]
+    return value

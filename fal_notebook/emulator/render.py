@@ -1,0 +1,96 @@
+"""Real media for emulated outputs: Pillow images of the requested size and format, one small cached MP4.
+
+Sizes follow the inputs the way fal's models do (``aspect_ratio`` + ``resolution``, ``image_size`` presets or
+``{width, height}``), so a test can check the pixels, not just the JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from typing import Any
+
+__all__ = ["image_size_for", "render_image", "sample_mp4", "IMAGE_FORMATS"]
+
+IMAGE_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),
+                 "webp": ("WEBP", "image/webp")}
+_LONG_SIDE = {"1K": 1024, "2K": 2048, "4K": 2048}  # 4K capped (same exact ratio) to keep tests fast
+_PRESETS = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+_RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_MAX_SIDE = 2048
+
+
+def _ratio_size(ratio: str, long_side: int) -> tuple[int, int]:
+    """The largest size with exactly ``a:b`` whose long side is at most ``long_side``."""
+    match = _RATIO.match(ratio)
+    if not match:
+        return long_side, long_side
+    a, b = int(match.group(1)), int(match.group(2))
+    if a <= 0 or b <= 0:
+        return long_side, long_side
+    k = max(1, long_side // max(a, b))
+    return a * k, b * k
+
+
+def image_size_for(arguments: dict[str, Any]) -> tuple[int, int]:
+    """(width, height) implied by the request's size fields."""
+    size = arguments.get("image_size")
+    if isinstance(size, dict) and "width" in size and "height" in size:
+        w, h = int(size["width"]), int(size["height"])
+        scale = min(1.0, _MAX_SIDE / max(w, h, 1))
+        return max(1, round(w * scale)), max(1, round(h * scale))
+    if isinstance(size, str) and size in _PRESETS:
+        return _PRESETS[size]
+    long_side = _LONG_SIDE.get(str(arguments.get("resolution", "1K")).upper(), 1024)
+    ratio = arguments.get("aspect_ratio")
+    if isinstance(ratio, str) and ratio != "auto":
+        return _ratio_size(ratio, long_side)
+    return long_side, long_side
+
+
+def render_image(width: int, height: int, fmt: str, text: str, index: int = 0) -> tuple[bytes, str]:
+    """A gradient with ``text`` drawn on it; returns (bytes, content type)."""
+    from PIL import Image, ImageDraw
+
+    pil_format, content_type = IMAGE_FORMATS.get(fmt.lower(), IMAGE_FORMATS["png"])
+    ramp = Image.linear_gradient("L")
+    red = ramp.rotate(90).resize((width, height))
+    green = ramp.resize((width, height))
+    blue = Image.new("L", (width, height), (53 * (index + 1)) % 256)
+    image = Image.merge("RGB", (red, green, blue))
+    draw = ImageDraw.Draw(image)
+    label = f"fal emulator #{index + 1} {width}x{height}\n{text[:120]}"
+    draw.multiline_text((16, 16), label, fill=(255, 255, 255), font_size=max(12, min(width, height) // 24))
+    out = io.BytesIO()
+    image.save(out, pil_format, **({"quality": 85} if pil_format != "PNG" else {}))
+    return out.getvalue(), content_type
+
+
+@functools.lru_cache(maxsize=1)
+def sample_mp4(width: int = 320, height: int = 180, seconds: float = 1.0, fps: int = 12) -> bytes:
+    """A short, valid H.264 MP4 made once per process with PyAV."""
+    import av
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "35"}
+        ramp = Image.linear_gradient("L").resize((width, height))
+        for i in range(max(1, int(seconds * fps))):
+            shade = Image.new("L", (width, height), (i * 20) % 256)
+            frame = av.VideoFrame.from_image(Image.merge("RGB", (ramp, shade, ramp.rotate(180))))
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buffer.getvalue()
