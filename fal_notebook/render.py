@@ -28,7 +28,10 @@ from typing import Any
 
 from ._html import CardData, Media, card_html, card_text
 
-__all__ = ["JobCard", "LiveCard", "card_data", "show", "resend_final", "finished_unannounced", "notice"]
+__all__ = [
+    "JobCard", "LiveCard", "card_data", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced",
+    "notice",
+]
 
 log = logging.getLogger("fal_notebook")
 
@@ -44,24 +47,39 @@ def _state_name(state: Any) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _thumbnail(path: str, mtime_ns: int, size: int) -> str:
-    """A light JPEG data URI for one local file (cached per file version); "" when it cannot be made."""
+def _thumbnail(path: str, mtime_ns: int, size: int, side: int, max_bytes: int) -> str:
+    """A light JPEG data URI of one local image, or of a video's first frame (cached per file version);
+    "" when it cannot be made."""
     from . import media
 
+    source: Any = path
     try:
-        data = media.thumbnail_jpeg(path, max_side=THUMB_SIDE, max_bytes=THUMB_BYTES)
+        if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+            source = _first_frame(path)
+        data = media.thumbnail_jpeg(source, max_side=side, max_bytes=max_bytes)
     except Exception as exc:  # a thumbnail is decoration: never let it break the card
         log.debug("no thumbnail for %s: %s", path, exc)
         return ""
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
-def thumbnail_uri(path: Path) -> str:
+def _first_frame(path: str) -> Any:
+    """The first frame of a video as a PIL image (PyAV, the ``video`` extra)."""
+    import av
+
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            return frame.to_image()
+    raise ValueError(f"no video frame in {path}")
+
+
+def thumbnail_uri(path: Path, side: int = THUMB_SIDE, max_bytes: int = THUMB_BYTES) -> str:
+    """A data URI thumbnail of a local image or video, ≤ ``max_bytes`` before base64; "" if none."""
     try:
-        stat = path.stat()
+        stat = Path(path).stat()
     except OSError:
         return ""
-    return _thumbnail(str(path), stat.st_mtime_ns, stat.st_size)
+    return _thumbnail(str(path), stat.st_mtime_ns, stat.st_size, side, max_bytes)
 
 
 def _local_href(path: Path) -> str:
@@ -240,13 +258,13 @@ class LiveCard:
             self.final_sent = True
 
 
-def _jobs_of(obj: Any) -> list[Any]:
+def jobs_of(obj: Any) -> list[Any]:
     return list(obj) if isinstance(obj, list | tuple) else [obj]
 
 
 def show(obj: Any) -> list[LiveCard]:
     """Display one card per job of a ``Job`` or a ``JobGroup``."""
-    return [LiveCard(job).show() for job in _jobs_of(obj)]
+    return [LiveCard(job).show() for job in jobs_of(obj)]
 
 
 def resend_final(jobs: Iterable[Any] | None = None) -> int:

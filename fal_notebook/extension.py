@@ -1,0 +1,141 @@
+"""``%load_ext fal_notebook`` / ``%unload_ext fal_notebook``: what gets registered, and how it is taken back.
+
+On load: the ``%fal`` magic, a display hook so ``job`` alone in a cell shows its card, two cell events, one quiet
+line about the endpoint and key, and resumption of this notebook's unfinished jobs. Inside a kernel the
+``post_run_cell`` event re-publishes finished cards from the cell that is running (nbclient and papermill record
+only that cell's messages); in terminal IPython the events print one line per finished job instead, because
+nothing may be drawn from the background there.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from . import render
+
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "Presenter"]
+
+log = logging.getLogger("fal_notebook")
+
+_JOB_TYPES = (("fal_notebook.jobs", "Job"), ("fal_notebook.jobs", "JobGroup"))
+_MAGIC_NAME = "fal"
+
+
+class Presenter:
+    """Shows jobs for one shell and remembers which ones the running cell already showed.
+
+    The magic displays a card itself and returns the Job; when that Job is also the cell's value, the display
+    hook sees it was shown in this cell and stays quiet, so ``%fal …`` and ``job = %fal …`` show one card.
+    """
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.kernel = getattr(shell, "kernel", None) is not None
+        self._shown: set[str] = set()
+
+    def present(self, obj: Any) -> list[render.LiveCard]:
+        cards = render.show(obj)
+        self._shown.update(card.job.id for card in cards)
+        return cards
+
+    def display_job(self, obj: Any) -> None:
+        """IPython's ``_ipython_display_`` printer for Job and JobGroup."""
+        jobs = render.jobs_of(obj)
+        if jobs and all(job.id in self._shown for job in jobs):
+            return
+        self.present(obj)
+
+    def wait_for(self, jobs: list[Any]) -> None:
+        """Block until ``jobs`` finish (``--wait``); an interrupt cancels the ones still running."""
+        try:
+            for job in jobs:
+                job.wait()
+        except KeyboardInterrupt:
+            for job in jobs:
+                if not job.done:
+                    job.cancel()
+            raise
+        self.resend(jobs)
+
+    def resend(self, jobs: list[Any] | None) -> None:
+        render.resend_final(jobs)
+
+    def pre_run_cell(self, info: Any = None) -> None:
+        self._shown.clear()
+        self._announce()
+
+    def post_run_cell(self, result: Any = None) -> None:
+        if self.kernel:
+            render.resend_final()
+        else:
+            self._announce()
+
+    def _announce(self) -> None:
+        if self.kernel:
+            return
+        for job in render.finished_unannounced():
+            print(render.notice(job))
+
+
+def _startup_line() -> str:
+    from .config import load_settings
+
+    return load_settings().describe()
+
+
+def _resume() -> str:
+    """Follow this notebook's unfinished jobs again; a line saying so, or "" when there were none."""
+    from . import jobs
+
+    try:
+        resumed = jobs.resume()
+    except Exception as exc:  # a broken store must not stop the extension from loading
+        log.warning("could not resume unfinished jobs: %s", exc)
+        return f"could not resume unfinished jobs: {exc}"
+    if not resumed:
+        return ""
+    ids = ", ".join(job.id for job in resumed)
+    return f"following {len(resumed)} unfinished job(s) of this notebook again: {ids} (%fal jobs lists them)"
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """Register ``%fal`` and the display hooks on ``ip``; print one line about the endpoint and key."""
+    from .magics import FalMagics
+
+    presenter = Presenter(ip)
+    ip.register_magics(FalMagics(ip, presenter))
+    formatter = ip.display_formatter.ipython_display_formatter
+    for module, name in _JOB_TYPES:
+        formatter.for_type_by_name(module, name, presenter.display_job)
+    ip.events.register("pre_run_cell", presenter.pre_run_cell)
+    ip.events.register("post_run_cell", presenter.post_run_cell)
+    lines = [_startup_line(), _resume()]
+    print("\n".join(line for line in lines if line))
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """Take back everything :func:`load_ipython_extension` registered (IPython has no API to drop a magic)."""
+    magics = ip.magics_manager.registry.pop("FalMagics", None)
+    for kind in ("line", "cell"):
+        ip.magics_manager.magics[kind].pop(_MAGIC_NAME, None)
+    formatter = ip.display_formatter.ipython_display_formatter
+    for module, name in _JOB_TYPES:
+        formatter.deferred_printers.pop((module, name), None)
+        cls = _loaded_class(module, name)
+        if cls is not None:
+            formatter.type_printers.pop(cls, None)
+    if magics is not None:
+        presenter = magics.presenter
+        for event, callback in (("pre_run_cell", presenter.pre_run_cell),
+                                ("post_run_cell", presenter.post_run_cell)):
+            try:
+                ip.events.unregister(event, callback)
+            except ValueError:
+                pass
+
+
+def _loaded_class(module: str, name: str) -> type | None:
+    import sys
+
+    return getattr(sys.modules.get(module), name, None)

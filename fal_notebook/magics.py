@@ -1,0 +1,184 @@
+"""``%fal`` / ``%%fal``: parse the line, pick a handler from one table, call the library, return something to show.
+
+The grammar lives in :mod:`fal_notebook.parsers`; every ``handle_<name>`` is a few library calls. Errors from
+the library (:class:`~fal_notebook.errors.FalError`) become one-line IPython usage errors, never tracebacks.
+A later subcommand (the form panel) slots in by adding one entry to :attr:`FalMagics.handlers`.
+
+    %fal nano-banana-pro a red fox in the snow --aspect-ratio 16:9
+    %fal wait
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+
+from . import parsers
+from ._tables import Message, job_table, model_info, models_table
+from .errors import FalError, FalTimeoutError, UsageError
+
+__all__ = ["FalMagics"]
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's text on one line: IPython prints usage errors without a traceback, so keep them short."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+@magics_class
+class FalMagics(Magics):
+    """The ``%fal`` magic. ``presenter`` shows jobs (one live card each) and remembers what a cell showed."""
+
+    def __init__(self, shell: Any, presenter: Any) -> None:
+        super().__init__(shell)
+        self.presenter = presenter
+        self.handlers: dict[str, Callable[[Any], Any]] = {
+            "call": self.handle_call,
+            "jobs": self.handle_jobs,
+            "status": self.handle_status,
+            "cancel": self.handle_cancel,
+            "wait": self.handle_wait,
+            "resume": self.handle_resume,
+            "models": self.handle_models,
+            "info": self.handle_info,
+            "config": self.handle_config,
+            "history": self.handle_history,
+        }
+
+    @no_var_expand
+    @line_cell_magic
+    def fal(self, line: str, cell: str | None = None) -> Any:
+        """Run a fal model, or manage jobs. ``%fal help`` lists everything.
+
+        %fal MODEL prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait]
+        %%fal MODEL [--field value …]   (body: a YAML mapping of fields, or the prompt; {name} from your namespace)
+        %fal jobs | status ID | cancel ID|all | wait [--timeout S] | resume | models | info MODEL | config
+        %fal history [TEXT]
+        """
+        namespace = self.shell.user_ns
+        try:
+            if cell is None:
+                command = parsers.parse_magic_line(line, namespace)
+            else:
+                command = parsers.parse_cell(line, cell, namespace)
+            handler = self.handlers.get(command.command)
+            if handler is None:
+                raise UsageError(f"%fal {command.command} is not available in this version")
+            return handler(command)
+        except FalError as exc:
+            raise IPythonUsageError(one_line(exc)) from None
+
+    # --- model calls --------------------------------------------------------------------------------------
+
+    def handle_call(self, call: Any) -> Any:
+        """Submit one request (or a group for --n / --sweep), show a card per job, return the Job/JobGroup."""
+        from . import jobs
+
+        requests = call.expand()
+        if len(requests) > 1 and call.validate:
+            _validate_all(call.model, requests)  # a bad sweep value sends nothing, not half the sweep
+        submitted = [jobs.submit(call.model, args, validate=call.validate, tags=call.tags) for args in requests]
+        result = submitted[0] if len(submitted) == 1 else jobs.JobGroup(submitted)
+        self.presenter.present(result)
+        if call.wait:
+            self.presenter.wait_for(submitted)
+        return result
+
+    # --- subcommands --------------------------------------------------------------------------------------
+
+    def handle_jobs(self, cmd: Any) -> Any:
+        from . import jobs
+
+        found = jobs.jobs(model=cmd.model, state=cmd.state, all=cmd.all, limit=cmd.limit)
+        title = "all jobs" if cmd.all else "this notebook's unfinished jobs"
+        return job_table(f"{title}: {len(found)}", found)
+
+    def handle_status(self, cmd: Any) -> Any:
+        from . import jobs
+
+        job = jobs.get(cmd.id)
+        self.presenter.present(job)
+        return job
+
+    def handle_cancel(self, cmd: Any) -> Message:
+        from . import jobs
+
+        targets = [j for j in jobs.jobs() if not j.done] if cmd.all else [jobs.get(i) for i in cmd.ids]
+        for job in targets:
+            job.cancel()
+        ids = ", ".join(j.id for j in targets) or "none"
+        return Message(f"cancel requested for {len(targets)} job(s): {ids}")
+
+    def handle_wait(self, cmd: Any) -> Message:
+        from . import jobs
+
+        targets = [jobs.get(i) for i in cmd.ids] or None
+        try:
+            finished = jobs.wait(targets, timeout=cmd.timeout)
+        except FalTimeoutError:
+            self.presenter.resend(targets)  # show what did finish before saying what did not
+            raise
+        self.presenter.resend(finished)
+        counts = Counter(str(getattr(j.state, "value", j.state)) for j in finished)
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing was pending"
+        return Message(f"{len(finished)} job(s) done: {summary}")
+
+    def handle_resume(self, cmd: Any) -> Message:
+        from . import jobs
+
+        resumed = jobs.resume(all=cmd.all)
+        for job in resumed:
+            self.presenter.present(job)
+        return Message(f"following {len(resumed)} unfinished job(s) again")
+
+    def handle_models(self, cmd: Any) -> Any:
+        from . import catalog
+
+        specs = catalog.models()
+        if cmd.category:
+            specs = [s for s in specs if s.category == cmd.category]
+        if cmd.search:
+            needle = cmd.search.lower()
+            specs = [s for s in specs if needle in " ".join([s.id, s.title, *s.aliases]).lower()]
+        return models_table(specs)
+
+    def handle_info(self, cmd: Any) -> Any:
+        from . import catalog
+
+        return model_info(catalog.get(cmd.model))
+
+    def handle_config(self, cmd: Any) -> Message:
+        from .config import load_settings
+
+        settings = load_settings()
+        return Message(f"{settings.describe()}\noutputs: {settings.outputs.resolve()}\n"
+                       f"job store: {settings.store_path}")
+
+    def handle_history(self, cmd: Any) -> Any:
+        from . import jobs
+
+        found = jobs.jobs(all=True)
+        if cmd.text:
+            needle = cmd.text.lower()
+            found = [j for j in found if needle in _searchable(j)]
+        found = found[: cmd.limit]
+        label = f" matching {cmd.text!r}" if cmd.text else ""
+        return job_table(f"history{label}: {len(found)} job(s)", found, thumbs=True)
+
+
+def _searchable(job: Any) -> str:
+    arguments = getattr(job, "arguments", None) or {}
+    prompt = arguments.get("prompt", "") if isinstance(arguments, dict) else ""
+    return f"{job.id} {getattr(job, 'request_id', '') or ''} {job.model} {prompt}".lower()
+
+
+def _validate_all(model: str, requests: list[dict]) -> None:
+    from .catalog.validate import validate
+
+    for arguments in requests:
+        validate(model, arguments, probe_videos=False)
