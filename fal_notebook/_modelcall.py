@@ -1,0 +1,361 @@
+"""The model-call grammar: ``MODEL prompt words… [--field value …]``, typed from the model's JSON Schema.
+
+Values are coerced by the field's schema (enums, integers, numbers, booleans, arrays, JSON objects, unions);
+``--aspect-ratio`` and ``--aspect_ratio`` name the same field. Pure functions over a spec with ``id`` and
+``input_schema``, so they are tested without the catalogue. Errors are :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._cellbody import interpolate
+from .errors import UsageError
+
+__all__ = ["ModelCall", "build_model_call", "coerce_value", "model_usage"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCall:
+    """``%fal MODEL …``: the arguments for one request, and how many requests (``n`` × the sweep)."""
+
+    command: Literal["call"] = "call"
+    model: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    n: int = 1
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    wait: bool = False
+    validate: bool = True
+    tags: tuple[str, ...] = ()
+
+    def expand(self) -> list[dict[str, Any]]:
+        """One argument dict per request: the cartesian product of the sweep, each repeated ``n`` times."""
+        names = [name for name, _ in self.sweep]
+        combos = itertools.product(*(values for _, values in self.sweep))
+        return [{**self.arguments, **dict(zip(names, combo, strict=True))} for combo in combos for _ in range(self.n)]
+
+
+_SPECIAL = {"n", "sweep", "wait", "no_validate", "tag"}
+_TRUE, _FALSE = {"true", "yes", "on", "1", "y"}, {"false", "no", "off", "0", "n"}
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _opt(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _branches(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The non-null alternatives of a field: fal writes optional fields as ``anyOf: [X, {type: null}]`` and
+    unions such as ``image_size`` as ``anyOf: [object, enum]``. A plain schema is its own single branch."""
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            rest = {k: v for k, v in schema.items() if k != key}
+            found = [b for b in schema[key] if isinstance(b, Mapping) and b.get("type") != "null"]
+            return [{**rest, **branch} for b in found for branch in _branches(b)]
+    if schema.get("allOf"):
+        return _branches({**{k: v for k, v in schema.items() if k != "allOf"}, **schema["allOf"][0]})
+    kind = schema.get("type")
+    if isinstance(kind, list):  # ["integer", "null"]
+        return [{**schema, "type": k} for k in kind if k != "null"]
+    if "$ref" in schema and "type" not in schema:
+        return [{**schema, "type": "object"}]
+    return [schema]
+
+
+def _effective(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The first alternative: what help text and the array/boolean checks go by."""
+    branches = _branches(schema)
+    return branches[0] if branches else {}
+
+
+def _is_bool(schema: Mapping[str, Any]) -> bool:
+    return _effective(schema).get("type") == "boolean"
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE | _FALSE:
+        return low in _TRUE
+    raise ValueError(text)
+
+
+def _parse_json_object(text: str) -> Any:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(text)
+    return value
+
+
+def _parse_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+_SCALARS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "integer": (int, "an integer"),
+    "number": (_parse_number, "a number"),
+    "boolean": (_parse_bool, "true or false"),
+    "object": (_parse_json_object, "a JSON object"),
+}
+
+
+def coerce_value(name: str, schema: Mapping[str, Any], value: Any, *, strict: bool = True) -> Any:
+    """Type one value for field ``name`` from its JSON Schema. Strings are parsed; other objects (a PIL image,
+    a Path, YAML-typed values) pass through, except that enum members are matched by their text. In a union
+    the first alternative that accepts the value wins.
+
+    ``strict=False`` (``--no-validate``) keeps a value that does not parse instead of raising."""
+    problems = []
+    for branch in _branches(schema) or [{}]:
+        try:
+            return _coerce_branch(name, branch, value)
+        except UsageError as exc:
+            problems.append(str(exc))
+    if strict:
+        raise UsageError(" or ".join(problems) if len(problems) < 3 else problems[0])
+    return value
+
+
+def _coerce_branch(name: str, schema: Mapping[str, Any], value: Any) -> Any:
+    if "enum" in schema:
+        for member in schema["enum"]:
+            if member == value or str(member) == str(value):
+                return member
+        allowed = ", ".join(str(m) for m in schema["enum"])
+        raise UsageError(f"{_opt(name)}: {value!r} is not one of {allowed}")
+    kind = schema.get("type")
+    if kind == "array":
+        return [coerce_value(name, schema.get("items", {}), item) for item in _items(value)]
+    if not isinstance(value, str) or kind not in _SCALARS:
+        return value
+    parse, expected = _SCALARS[kind]
+    try:
+        return parse(value)
+    except ValueError:
+        raise UsageError(f"{_opt(name)} expects {expected}, got {value!r}") from None
+
+
+def _items(value: Any) -> list[Any]:
+    """An array option's items: a list as is, a JSON array or object, a data URI whole, else a comma list."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if not isinstance(value, str):
+        return [value]
+    text = value.strip()
+    if text.startswith(("[", "{")):
+        try:
+            parsed = json.loads(text)
+            return parsed if isinstance(parsed, list) else [parsed]
+        except ValueError:
+            pass
+    if text.startswith("data:"):
+        return [text]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@dataclass
+class _Tokens:
+    """What a model-call line says, before typing."""
+
+    words: list[Any] = field(default_factory=list)
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    n: int = 1
+    sweep: list[str] = field(default_factory=list)
+    wait: bool = False
+    validate: bool = True
+    tags: list[str] = field(default_factory=list)
+
+
+def _unknown(name: str, spec: Any, props: Mapping[str, Any]) -> UsageError:
+    valid = [_opt(p) for p in props] + ["--n", "--sweep", "--wait", "--no-validate", "--tag"]
+    close = difflib.get_close_matches(_opt(name), valid, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return UsageError(f"unknown option {_opt(name)} for {spec.id}{hint}; valid: {', '.join(valid)}")
+
+
+def _take_value(tokens: Sequence[str], i: int, option: str) -> str:
+    if i >= len(tokens) or (tokens[i].startswith("--") and tokens[i] != "--"):
+        raise UsageError(f"{option} needs a value")
+    return tokens[i]
+
+
+def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any]) -> _Tokens:
+    """Walk the tokens once: words become the prompt, ``--field value`` pairs are collected by field.
+
+    The call's own options (``--n``, ``--sweep``, ``--wait``, ``--no-validate``, ``--tag``) win over a model
+    field of the same name, so the grammar does not change from model to model."""
+    props = spec.input_schema.get("properties", {})
+    by_norm = {_norm(p): p for p in props}
+    out, i = _Tokens(), 0
+    while i < len(tokens):
+        token, i = tokens[i], i + 1
+        if token == "--":
+            out.words += tokens[i:]
+            break
+        if not token.startswith("--"):
+            out.words.append(token)
+            continue
+        name, eq, inline = token[2:].partition("=")
+        name = _norm(name)
+        target = by_norm.get(name)
+        if name in _SPECIAL:
+            if not eq and name not in {"wait", "no_validate"}:
+                inline, i = _take_value(tokens, i, token), i + 1
+            _special(out, name, inline)
+        elif target is not None and _is_bool(props[target]):
+            if not eq and i < len(tokens) and tokens[i].lower() in _TRUE | _FALSE:
+                inline, eq, i = tokens[i], "=", i + 1
+            out.values.setdefault(target, []).append(inline if eq else True)
+        elif target is not None:
+            if not eq:
+                inline, i = _take_value(tokens, i, token), i + 1
+            out.values.setdefault(target, []).append(interpolate(inline, namespace))
+        elif name.startswith("no_") and _is_bool(props.get(by_norm.get(name[3:], ""), {})):
+            out.values.setdefault(by_norm[name[3:]], []).append(False)
+        else:
+            raise _unknown(name, spec, props)
+    return out
+
+
+def _special(out: _Tokens, name: str, value: str) -> None:
+    if name == "n":
+        try:
+            out.n = int(value)
+        except ValueError:
+            raise UsageError(f"--n expects a whole number, got {value!r}") from None
+        if out.n < 1:
+            raise UsageError("--n must be at least 1")
+    elif name == "sweep":
+        out.sweep.append(value)
+    elif name == "wait":
+        out.wait = True
+    elif name == "no_validate":
+        out.validate = False
+    else:
+        out.tags.append(value)
+
+
+def _type_values(spec: Any, raw: Mapping[str, list[Any]], strict: bool) -> dict[str, Any]:
+    props = spec.input_schema.get("properties", {})
+    typed: dict[str, Any] = {}
+    for name, values in raw.items():
+        schema = props[name]
+        if _effective(schema).get("type") == "array":
+            typed[name] = [item for v in values for item in _as_list(coerce_value(name, schema, v, strict=strict))]
+        elif len(values) > 1:
+            raise UsageError(f"{_opt(name)} given {len(values)} times; it takes one value")
+        else:
+            typed[name] = coerce_value(name, schema, values[0], strict=strict)
+    return typed
+
+
+def _parse_sweep(spec: Any, texts: Sequence[str], strict: bool) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    props = spec.input_schema.get("properties", {})
+    by_norm = {_norm(p): p for p in props}
+    sweep = []
+    for text in texts:
+        name, eq, values = text.partition("=")
+        target = by_norm.get(_norm(name))
+        if not eq or not values.strip():
+            raise UsageError(f"--sweep expects field=a,b,c, got {text!r}")
+        if target is None:
+            raise _unknown(_norm(name), spec, props)
+        parts = [v.strip() for v in values.split(",") if v.strip()]
+        sweep.append((target, tuple(coerce_value(target, props[target], v, strict=strict) for v in parts)))
+    return tuple(sweep)
+
+
+def build_model_call(
+    spec: Any,
+    tokens: Sequence[str],
+    *,
+    base: Mapping[str, Any] | None = None,
+    namespace: Mapping[str, Any] | None = None,
+) -> ModelCall:
+    """Turn the words after ``MODEL`` into a :class:`ModelCall`, typed from ``spec.input_schema``.
+
+    ``base`` holds fields from a cell body (line options win over it); ``n``, ``sweep`` and ``tags`` keys in it
+    act like the options. ``spec`` needs only ``id`` and ``input_schema``, so tests need no catalogue.
+    """
+    namespace = namespace or {}
+    if "--help" in tokens or "-h" in tokens:
+        raise UsageError(model_usage(spec))
+    found = _scan(spec, tokens, namespace)
+    fields = dict(base or {})
+    specials = {k: fields.pop(k) for k in ("n", "sweep", "tags", "tag") if k in fields}
+    props = spec.input_schema.get("properties", {})
+    for name in [k for k in fields if k not in props]:
+        target = {_norm(p): p for p in props}.get(_norm(name))
+        if target is None:
+            raise _unknown(_norm(name), spec, props)
+        fields[target] = fields.pop(name)
+    raw = {name: [value] for name, value in fields.items()}
+    raw.update(found.values)
+    if found.words:
+        if "prompt" not in props:
+            raise UsageError(f"{spec.id} takes no prompt; give its fields as options: {model_usage(spec, short=True)}")
+        if "prompt" in raw:
+            raise UsageError("the prompt is given twice: as words and with --prompt or in the cell body")
+        raw["prompt"] = [interpolate(" ".join(str(w) for w in found.words), namespace)]
+    sweep_texts = found.sweep + _sweep_from_body(specials.get("sweep"))
+    return ModelCall(
+        model=spec.id,
+        arguments=_type_values(spec, raw, found.validate),
+        n=found.n if found.n != 1 else _body_n(specials.get("n", 1)),
+        sweep=_parse_sweep(spec, sweep_texts, found.validate),
+        wait=found.wait,
+        validate=found.validate,
+        tags=tuple(found.tags) + _as_tuple(specials.get("tags", specials.get("tag", ()))),
+    )
+
+
+def _sweep_from_body(sweep: Any) -> list[str]:
+    if sweep is None:
+        return []
+    if not isinstance(sweep, Mapping):
+        raise UsageError("sweep: in a cell body is a mapping, e.g. sweep: {aspect_ratio: [1:1, 16:9]}")
+    return [f"{k}={','.join(str(v) for v in _as_tuple(vs))}" for k, vs in sweep.items()]
+
+
+def _body_n(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"n: expects a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def model_usage(spec: Any, *, short: bool = False) -> str:
+    """The options of one model, from its schema: ``--field TYPE (default …; one of …)``."""
+    props = spec.input_schema.get("properties", {})
+    if short:
+        return ", ".join(_opt(p) for p in props)
+    required = set(spec.input_schema.get("required", ()))
+    lines = [f"usage: %fal {spec.id} prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait]"]
+    for name, raw in props.items():
+        schema = _effective(raw)
+        kind = "choice" if "enum" in schema else schema.get("type", "value")
+        notes = ["required"] if name in required else []
+        if "default" in schema:
+            notes.append(f"default {schema['default']!r}")
+        if "enum" in schema:
+            notes.append("one of " + ", ".join(str(m) for m in schema["enum"]))
+        lines.append(f"  {_opt(name)} {kind.upper()}" + (f"  ({'; '.join(notes)})" if notes else ""))
+    return "\n".join(lines)

@@ -1,0 +1,392 @@
+"""The grammar of ``%fal`` / ``%%fal`` and of the ``fal-notebook`` command, in one place.
+
+Every subcommand is declared once in :data:`SUBCOMMANDS` and parses into a frozen dataclass whose ``command``
+field names it, so the magics and the CLI work on data, and ``%fal status`` and ``fal-notebook status`` cannot
+drift apart (both build their parsers from the same parent parser objects). Anything that is not a subcommand
+is a model call: ``MODEL prompt words… [--field value …]``, with values typed from the model's JSON Schema.
+
+Only argparse, shlex, json and pyyaml: no IPython, no network, nothing that exits. Errors are
+:class:`~fal_notebook.errors.UsageError`, one message saying what was expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ._cellbody import interpolate, parse_cell_body
+from ._modelcall import ModelCall, build_model_call, coerce_value, model_usage
+from .errors import UsageError
+
+__all__ = [
+    "FalArgumentParser",
+    "Subcommand",
+    "SUBCOMMANDS",
+    "ModelCall",
+    "parse_magic_line",
+    "parse_cell",
+    "build_model_call",
+    "coerce_value",
+    "split_line",
+    "parse_cell_body",
+    "interpolate",
+    "model_usage",
+    "magic_parser",
+]
+
+
+class FalArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that raises :class:`UsageError` instead of printing and exiting.
+
+    Help (``-h``) raises too, with the help text as the message: a magic shows it as one usage message and
+    the kernel never sees ``SystemExit``. The CLI subclasses this to print help the usual way.
+    """
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def print_help(self, file: Any = None) -> None:
+        raise UsageError(self.format_help())
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        raise UsageError(message or f"{self.prog}: exit {status}")
+
+
+# --- subcommands --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobsCommand:
+    command: Literal["jobs"] = "jobs"
+    all: bool = False
+    model: str | None = None
+    state: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusCommand:
+    command: Literal["status"] = "status"
+    id: str
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultCommand:
+    command: Literal["result"] = "result"
+    id: str
+    model: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelCommand:
+    command: Literal["cancel"] = "cancel"
+    ids: tuple[str, ...] = ()
+    all: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitCommand:
+    command: Literal["wait"] = "wait"
+    ids: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeCommand:
+    command: Literal["resume"] = "resume"
+    all: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelsCommand:
+    command: Literal["models"] = "models"
+    search: str | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoCommand:
+    command: Literal["info"] = "info"
+    model: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigCommand:
+    command: Literal["config"] = "config"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryCommand:
+    command: Literal["history"] = "history"
+    text: str | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class PanelCommand:
+    command: Literal["panel"] = "panel"
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckKeyCommand:
+    command: Literal["check-key"] = "check-key"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitCommand:
+    command: Literal["submit"] = "submit"
+    model: str
+    arguments: str  # JSON text, ``@file.json`` or ``-`` (stdin); the CLI reads it
+    wait: bool = False
+    timeout: float | None = None
+    validate: bool = True
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollCommand:
+    command: Literal["poll"] = "poll"
+    watch: bool = False
+    interval: float = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataUriCommand:
+    command: Literal["to-data-uri", "video-to-uri"] = "to-data-uri"
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorCommand:
+    command: Literal["emulator"] = "emulator"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    scenario: str = "normal"
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One subcommand: its arguments (``configure``), how a parsed namespace becomes its dataclass (``build``),
+    and where it exists (``%fal``, the CLI, or both)."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    build: Callable[[argparse.Namespace], Any]
+    aliases: tuple[str, ...] = ()
+    magic: bool = True
+    cli: bool = True
+
+    @property
+    def parent(self) -> argparse.ArgumentParser:
+        """The parser object both the magic and the CLI build on (``parents=[...]``)."""
+        return _PARENTS[self.name]
+
+
+def _timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, metavar="S", help="Give up waiting after S seconds.")
+
+
+def _model_and_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "ref", metavar="[MODEL] ID",
+        help="A local job id or fal request id (resolved through the job store). A leading MODEL is accepted "
+        "for compatibility with the original skill and used only for requests the store does not know.",
+    )
+    parser.add_argument("second", nargs="?", help=argparse.SUPPRESS)
+
+
+def _split_ref(ns: argparse.Namespace) -> dict[str, str | None]:
+    if ns.second is None:
+        return {"id": ns.ref, "model": None}
+    return {"id": ns.second, "model": ns.ref}
+
+
+def _jobs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="Every job in the history, from every notebook and the CLI.")
+    p.add_argument("--model", help="Only jobs of this model (endpoint id or alias).")
+    p.add_argument("--state", help="Only jobs in this state, e.g. IN_PROGRESS or COMPLETED.")
+    p.add_argument("--limit", type=int, metavar="N", help="At most N jobs, newest first.")
+
+
+def _cancel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ids", nargs="+", metavar="ID|all", help="Job ids to cancel, or `all` for every unfinished one.")
+
+
+def _cancel(ns: argparse.Namespace) -> CancelCommand:
+    if [i.lower() for i in ns.ids] == ["all"]:
+        return CancelCommand(all=True)
+    return CancelCommand(ids=tuple(ns.ids))
+
+
+def _wait_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ids", nargs="*", metavar="ID", help="Jobs to wait for; none means every unfinished job.")
+    _timeout(p)
+
+
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("search", nargs="?", help="Only models whose id, alias or title contains this text.")
+    p.add_argument("--category", help="Only this category, e.g. text-to-image or video-to-video.")
+
+
+def _submit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="Endpoint id (fal-ai/nano-banana-pro) or alias (nano-banana-pro).")
+    p.add_argument("arguments", metavar="JSON", help="The input as JSON, @file.json, or - to read stdin.")
+    p.add_argument("--wait", action="store_true", help="Wait for the result and print the final record.")
+    _timeout(p)
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="Send the input as given, without checking it against the model's schema.")
+    p.add_argument("--tag", dest="tags", action="append", default=[], help="Label the job (repeatable).")
+
+
+def _poll_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--watch", action="store_true", help="Keep polling until every job is done (Ctrl-C stops).")
+    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="Seconds between passes with --watch.")
+
+
+def _emulator_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="Interface to listen on.")
+    p.add_argument("--port", type=int, default=8765, help="Port to listen on (0 picks a free one).")
+    p.add_argument("--scenario", default="normal", help="fast, normal, slow, or a fault such as rate_limit.")
+
+
+def _fields(cls: type, ns: argparse.Namespace, **extra: Any) -> Any:
+    names = set(cls.__dataclass_fields__) - {"command"}
+    values = {k: v for k, v in vars(ns).items() if k in names}
+    values.update(extra)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _nothing(parser: argparse.ArgumentParser) -> None:
+    """A subcommand without arguments."""
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    s.name: s
+    for s in [
+        Subcommand("jobs", "List jobs: this origin's unfinished ones, or the whole history with --all.",
+                   _jobs_args, lambda ns: _fields(JobsCommand, ns), aliases=("list",)),
+        Subcommand("status", "Refresh and show one job's status.", _model_and_id,
+                   lambda ns: StatusCommand(**_split_ref(ns))),
+        Subcommand("result", "Show one job's result (waits for it; --timeout to give up).",
+                   lambda p: (_model_and_id(p), _timeout(p)),
+                   lambda ns: ResultCommand(**_split_ref(ns), timeout=ns.timeout), magic=False),
+        Subcommand("cancel", "Cancel jobs by id, or every unfinished one with `all`.", _cancel_args, _cancel),
+        Subcommand("wait", "Wait until the jobs are done.", _wait_args, lambda ns: _fields(WaitCommand, ns)),
+        Subcommand("resume", "Follow unfinished jobs again (this notebook's; --all for every origin).",
+                   lambda p: p.add_argument("--all", action="store_true", help="Resume jobs of every origin."),
+                   lambda ns: ResumeCommand(all=ns.all), cli=False),
+        Subcommand("models", "List the catalogue's models.", _models_args, lambda ns: _fields(ModelsCommand, ns)),
+        Subcommand("info", "Describe one model: fields, types, defaults, limits.",
+                   lambda p: p.add_argument("model", help="Endpoint id or alias."),
+                   lambda ns: InfoCommand(model=ns.model), aliases=("model-info",)),
+        Subcommand("config", "Show the endpoint, the masked key and where files go.", _nothing,
+                   lambda ns: ConfigCommand(), cli=False),
+        Subcommand("history", "Search past jobs by prompt, model or id.",
+                   lambda p: (p.add_argument("text", nargs="*", help="Text to look for."),
+                              p.add_argument("--limit", type=int, default=20, metavar="N", help="At most N jobs.")),
+                   lambda ns: HistoryCommand(text=" ".join(ns.text) or None, limit=ns.limit), cli=False),
+        Subcommand("panel", "Open the form panel.",
+                   lambda p: p.add_argument("model", nargs="?", help="Preselect this model."),
+                   lambda ns: PanelCommand(model=ns.model), cli=False),
+        Subcommand("check-key", "Show which API key would be used (masked) and where it came from.", _nothing,
+                   lambda ns: CheckKeyCommand(), magic=False),
+        Subcommand("submit", "Submit a request to fal's queue and print its record.", _submit_args,
+                   lambda ns: _fields(SubmitCommand, ns), magic=False),
+        Subcommand("poll", "One pass over unfinished jobs: refresh each once and print what changed.",
+                   _poll_args, lambda ns: _fields(PollCommand, ns), magic=False),
+        Subcommand("to-data-uri", "Print a local file as a data: URI.",
+                   lambda p: p.add_argument("path", help="The file."),
+                   lambda ns: DataUriCommand(path=ns.path), magic=False),
+        Subcommand("video-to-uri", "Check a local video against the video models' limits, then print it as a "
+                   "data: URI.", lambda p: p.add_argument("path", help="The video file."),
+                   lambda ns: DataUriCommand(command="video-to-uri", path=ns.path), magic=False),
+        Subcommand("emulator", "Run the local fal emulator until Ctrl-C.", _emulator_args,
+                   lambda ns: _fields(EmulatorCommand, ns), magic=False),
+    ]
+}
+
+
+def _make_parent(sub: Subcommand) -> argparse.ArgumentParser:
+    parser = FalArgumentParser(add_help=False)
+    sub.configure(parser)
+    return parser
+
+
+_PARENTS: dict[str, argparse.ArgumentParser] = {name: _make_parent(s) for name, s in SUBCOMMANDS.items()}
+_MAGIC_NAMES: dict[str, Subcommand] = {
+    name: s for s in SUBCOMMANDS.values() if s.magic for name in (s.name, *s.aliases)
+}
+
+
+def magic_parser(name: str) -> FalArgumentParser:
+    """The ``%fal NAME`` parser (help raises :class:`UsageError` with the help text)."""
+    sub = _MAGIC_NAMES[name]
+    return FalArgumentParser(prog=f"%fal {name}", description=sub.help, parents=[sub.parent])
+
+
+MAGIC_USAGE = (
+    "usage: %fal MODEL prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait] "
+    "[--no-validate] [--tag T]\n       %fal {" + ",".join(s.name for s in SUBCOMMANDS.values() if s.magic)
+    + "} …  (%fal SUBCOMMAND --help, %fal MODEL --help)"
+)
+
+
+def parse_magic_line(line: str, namespace: Mapping[str, Any] | None = None) -> Any:
+    """Parse a ``%fal`` line into a subcommand dataclass or a :class:`ModelCall`.
+
+    ``namespace`` (the user's) fills ``{name}`` placeholders in a model call's values; ``$var`` is left alone.
+    """
+    tokens = split_line(line)
+    if not tokens or tokens[0] in {"-h", "--help", "help"}:
+        raise UsageError(MAGIC_USAGE)
+    if tokens[0] in _MAGIC_NAMES:
+        sub = _MAGIC_NAMES[tokens[0]]
+        return sub.build(magic_parser(tokens[0]).parse_args(tokens[1:]))
+    return build_model_call(_spec(tokens[0]), tokens[1:], namespace=namespace)
+
+
+def parse_cell(line: str, body: str, namespace: Mapping[str, Any] | None = None) -> ModelCall:
+    """Parse ``%%fal MODEL [options]`` plus its body (YAML mapping, or the prompt itself)."""
+    tokens = split_line(line)
+    if not tokens or tokens[0].startswith("-"):
+        raise UsageError("usage: %%fal MODEL [--field value …]  followed by a YAML mapping or the prompt")
+    base = interpolate(parse_cell_body(body), namespace or {})
+    return build_model_call(_spec(tokens[0]), tokens[1:], base=base, namespace=namespace)
+
+
+def _spec(model: str) -> Any:
+    from . import catalog  # the catalogue may fetch a schema for an unknown id: keep it out of import time
+
+    return catalog.get(model)
+
+
+# --- splitting a line ---------------------------------------------------------------------------------------
+
+_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
+_KEEP = "\ue000"  # a private-use character stands in for apostrophes while shlex runs
+
+
+def split_line(line: str) -> list[str]:
+    """Split like a shell, but keep apostrophes in words ("a fox's den") and never fail on a stray quote.
+
+    shlex would join ``it's Bob's`` into one mangled word, or refuse ``the dogs' bone``; prompts are prose.
+    """
+    protected = _APOSTROPHE.sub(_KEEP, line)
+    try:
+        tokens = shlex.split(protected)
+    except ValueError:
+        lexer = shlex.shlex(protected, posix=True)
+        lexer.whitespace_split, lexer.quotes, lexer.commenters = True, '"', ""
+        try:
+            tokens = list(lexer)
+        except ValueError:
+            tokens = protected.split()
+    return [t.replace(_KEEP, "'") for t in tokens]
