@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from fal_notebook.config import Settings, load_settings
@@ -43,3 +46,42 @@ def fal_env(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(home))
     monkeypatch.setenv("FAL_NOTEBOOK_OUTPUTS", str(outputs))
     yield load_settings()
+
+
+@pytest.fixture
+def emu_http(emulator: EmulatorServer) -> Iterator[httpx.Client]:
+    """A plain httpx client for the emulator, sending a well-formed test key."""
+    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Key {TEST_KEY}"}, timeout=10) as client:
+        yield client
+
+
+def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_for")
+def wait_for_fixture() -> Callable[..., Any]:
+    """``wait_for(predicate, timeout=10)``: poll a condition instead of sleeping."""
+    return _wait_for
+
+
+@pytest.fixture
+def completed(emu_http: httpx.Client) -> Callable[..., dict]:
+    """``completed(status_url, logs=False)`` polls a request until COMPLETED and returns the last status body."""
+
+    def poll(status_url: str, logs: bool = False, timeout: float = 10.0) -> dict:
+        def done() -> dict | None:
+            body = emu_http.get(status_url, params={"logs": int(logs)}).json()
+            return body if body["status"] == "COMPLETED" else None
+
+        return _wait_for(done, timeout)
+
+    return poll

@@ -7,7 +7,6 @@ Sizes follow the inputs the way fal's models do (``aspect_ratio`` + ``resolution
 from __future__ import annotations
 
 import functools
-import io
 import re
 from typing import Any
 
@@ -57,40 +56,17 @@ def image_size_for(arguments: dict[str, Any]) -> tuple[int, int]:
 
 
 def render_image(width: int, height: int, fmt: str, text: str, index: int = 0) -> tuple[bytes, str]:
-    """A gradient with ``text`` drawn on it; returns (bytes, content type)."""
-    from PIL import Image, ImageDraw
+    """A gradient labelled with ``text`` (via :func:`fal_notebook.media.make_test_image`): (bytes, type)."""
+    from fal_notebook.media import make_test_image
 
     pil_format, content_type = IMAGE_FORMATS.get(fmt.lower(), IMAGE_FORMATS["png"])
-    ramp = Image.linear_gradient("L")
-    red = ramp.rotate(90).resize((width, height))
-    green = ramp.resize((width, height))
-    blue = Image.new("L", (width, height), (53 * (index + 1)) % 256)
-    image = Image.merge("RGB", (red, green, blue))
-    draw = ImageDraw.Draw(image)
-    label = f"fal emulator #{index + 1} {width}x{height}\n{text[:120]}"
-    draw.multiline_text((16, 16), label, fill=(255, 255, 255), font_size=max(12, min(width, height) // 24))
-    out = io.BytesIO()
-    image.save(out, pil_format, **({"quality": 85} if pil_format != "PNG" else {}))
-    return out.getvalue(), content_type
+    label = f"fal emulator #{index + 1} {width}x{height} {text[:120]}"
+    return make_test_image(width, height, pil_format.lower(), label), content_type
 
 
 @functools.lru_cache(maxsize=1)
-def sample_mp4(width: int = 320, height: int = 180, seconds: float = 1.0, fps: int = 12) -> bytes:
-    """A short, valid H.264 MP4 made once per process with PyAV."""
-    import av
-    from PIL import Image
+def sample_mp4() -> bytes:
+    """A short, valid H.264 MP4, made once per process."""
+    from fal_notebook.media import make_mp4
 
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "35"}
-        ramp = Image.linear_gradient("L").resize((width, height))
-        for i in range(max(1, int(seconds * fps))):
-            shade = Image.new("L", (width, height), (i * 20) % 256)
-            frame = av.VideoFrame.from_image(Image.merge("RGB", (ramp, shade, ramp.rotate(180))))
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
+    return make_mp4(320, 180, 1.0, fps=8)
