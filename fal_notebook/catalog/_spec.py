@@ -75,7 +75,7 @@ class ModelSpec:
             return None
         if "enum" in prop:
             return list(prop["enum"])
-        for sub in prop.get("anyOf", ()) + prop.get("oneOf", ()):
+        for sub in [*prop.get("anyOf", ()), *prop.get("oneOf", ())]:
             if "enum" in sub:
                 return list(sub["enum"])
         return None
