@@ -105,12 +105,14 @@ def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | Non
     return detail, error_type, text
 
 
-def _error_class(status: int, kind: str) -> type[RequestError]:
+def _error_class(status: int, kind: str, text: str) -> type[RequestError]:
     if status in (401, 403):
         return AuthError
     if kind == "result":
         if status in (404, 410):
             return ResultExpiredError
+        if "in progress" in text.lower():  # fetched too early: not a failure of the job
+            return RequestError
         if status in (400, 422) or status >= 500:
             return JobFailedError
     if status == 404:
@@ -125,7 +127,7 @@ def error_from_response(
     errors as ``JobFailedError``."""
     status = response.status_code
     detail, error_type, text = _parts(response, secret)
-    cls = _error_class(status, kind)
+    cls = _error_class(status, kind, text)
     message = f"{what}: HTTP {status}" + (f": {text}" if text else "")
     if cls is AuthError:
         message = f"fal refused the API key ({what}: HTTP {status}: {text or 'unauthorized'}). {KEY_HELP}"

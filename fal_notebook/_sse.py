@@ -26,11 +26,12 @@ if TYPE_CHECKING:
     from ._models import RequestHandle
     from ._session import HttpSession
 
-__all__ = ["StreamUnavailable", "sse_statuses", "stream_url", "STREAM_TIMEOUT"]
+__all__ = ["StreamUnavailable", "sse_statuses", "stream_url", "STREAM_READ_TIMEOUT"]
 
 log = logging.getLogger("fal_notebook")
-# Longer than the 15 s keep-alive ping: a silent minute means the stream is dead, not that the job is slow.
-STREAM_TIMEOUT = httpx.Timeout(30.0, read=60.0)
+# Three keep-alive pings (fal sends one every 15 s): silence that long means the stream is dead, not that the
+# job is slow. Connect, write and pool timeouts stay the client's.
+STREAM_READ_TIMEOUT = 45.0
 NOT_OFFERED = (404, 405, 406)
 
 
@@ -57,6 +58,8 @@ async def sse_statuses(
     """Yield one ``Status`` per event (cumulative logs) until COMPLETED; raise ``StreamUnavailable`` when
     the stream is not there or ends early. Auth errors and other fal answers raise their typed errors."""
     what = f"status stream of request {handle.request_id}"
+    base = session.timeout
+    timeout = httpx.Timeout(base.connect, read=STREAM_READ_TIMEOUT, write=base.write, pool=base.pool)
     response = await session.send(
         "GET",
         stream_url(handle.status_url),
@@ -65,7 +68,7 @@ async def sse_statuses(
         idempotent=True,
         accept=NOT_OFFERED,
         stream=True,
-        timeout=STREAM_TIMEOUT,
+        timeout=timeout,
         params={"logs": "1" if logs else "0"},
         headers={"Accept": "text/event-stream", "Cache-Control": "no-store"},
     )
@@ -75,7 +78,7 @@ async def sse_statuses(
             raise StreamUnavailable(f"HTTP {response.status_code} ({content_type or 'no content type'})")
         cumulative: list[dict] = []
         try:
-            with translate_errors(what, timeout=STREAM_TIMEOUT.read):
+            with translate_errors(what, timeout=STREAM_READ_TIMEOUT):
                 async for event in EventSource(response).aiter_sse():
                     if not event.data.strip():
                         continue
