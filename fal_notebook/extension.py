@@ -35,7 +35,7 @@ class Presenter:
         self._shown: set[str] = set()
 
     def present(self, obj: Any) -> list[render.LiveCard]:
-        cards = render.show(obj)
+        cards = render.show(obj, live=self.kernel)
         self._shown.update(card.job.id for card in cards)
         return cards
 

@@ -25,9 +25,11 @@ __all__ = ["FalMagics"]
 
 
 def one_line(exc: BaseException) -> str:
-    """An error's text on one line: IPython prints usage errors without a traceback, so keep them short."""
-    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-    return text or type(exc).__name__
+    """An error's text on one line (IPython prints usage errors without a traceback); help text keeps its lines."""
+    text = str(exc).strip()
+    if text.startswith("usage:") or "\noptions:" in text:
+        return text
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
 
 
 @magics_class

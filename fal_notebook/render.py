@@ -5,169 +5,39 @@ keeps, and what nbconvert / GitHub render, so there is one picture to get right 
 
 Threads: a job's ``on_change`` callbacks run on the runtime thread. They only schedule
 :meth:`LiveCard._refresh` on the kernel's loop with ``call_soon_threadsafe(..., context=<submitting cell>)``,
-coalesced, so every display call happens on the main thread with the submitting cell's parent header. With no
-running loop (terminal IPython, scripts) nothing is drawn from the background: the extension reports finished jobs
-at the next prompt instead.
+coalesced, so display calls normally happen on the main thread with the submitting cell's parent header. When a
+later cell blocks that loop (``time.sleep``, heavy compute) for longer than :data:`BLOCKED_AFTER`, a short-lived
+timer thread publishes the ``update_display_data`` itself: JupyterLab routes it to the card by display id
+(jupyter-notes §2.2 case B), so pictures still arrive while the user's cell runs. Nothing else is ever printed or
+displayed from a background thread. Without a kernel (terminal IPython, scripts) cards are not followed at all:
+the extension reports finished jobs at the next prompt instead.
 
-    card = LiveCard(job).show()     # display once, then redrawn as the job moves
-    resend_final()                  # re-publish finished cards from the current cell (for nbclient/papermill)
+    card = LiveCard(job, live=True).show()   # display once, then redrawn as the job moves
+    resend_final()                           # re-publish finished cards from the current cell (nbclient)
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
-import functools
 import logging
-import os
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from ._html import CardData, Media, card_html, card_text
+from ._cardinfo import THUMB_BYTES, THUMB_SIDE, card_data, state_name, thumbnail_uri
+from ._html import card_html, card_text
 
 __all__ = [
     "JobCard", "LiveCard", "card_data", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced",
-    "notice",
+    "notice", "THUMB_SIDE", "THUMB_BYTES", "BLOCKED_AFTER",
 ]
 
 log = logging.getLogger("fal_notebook")
 
-THUMB_SIDE = 384
-THUMB_BYTES = 56_000  # base64 adds a third: ≤ ~75 KB per image in the saved notebook
-VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
+BLOCKED_AFTER = 1.0  # seconds a scheduled redraw may wait for a busy kernel loop before a thread publishes it
 _CARDS: list[LiveCard] = []
 _CARDS_LOCK = threading.Lock()
-
-
-def _state_name(state: Any) -> str:
-    return str(getattr(state, "value", state) or "")
-
-
-@functools.lru_cache(maxsize=256)
-def _thumbnail(path: str, mtime_ns: int, size: int, side: int, max_bytes: int) -> str:
-    """A light JPEG data URI of one local image, or of a video's first frame (cached per file version);
-    "" when it cannot be made."""
-    from . import media
-
-    source: Any = path
-    try:
-        if Path(path).suffix.lower() in VIDEO_SUFFIXES:
-            source = _first_frame(path)
-        data = media.thumbnail_jpeg(source, max_side=side, max_bytes=max_bytes)
-    except Exception as exc:  # a thumbnail is decoration: never let it break the card
-        log.debug("no thumbnail for %s: %s", path, exc)
-        return ""
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
-
-
-def _first_frame(path: str) -> Any:
-    """The first frame of a video as a PIL image (PyAV, the ``video`` extra)."""
-    import av
-
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            return frame.to_image()
-    raise ValueError(f"no video frame in {path}")
-
-
-def thumbnail_uri(path: Path, side: int = THUMB_SIDE, max_bytes: int = THUMB_BYTES) -> str:
-    """A data URI thumbnail of a local image or video, ≤ ``max_bytes`` before base64; "" if none."""
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return ""
-    return _thumbnail(str(path), stat.st_mtime_ns, stat.st_size, side, max_bytes)
-
-
-def _local_href(path: Path) -> str:
-    """The file relative to the kernel's folder (JupyterLab resolves it to ``/files/...``), or ""."""
-    try:
-        rel = os.path.relpath(Path(path).resolve(), Path.cwd().resolve())
-    except ValueError:  # another drive on Windows
-        return ""
-    return "" if rel.startswith("..") else Path(rel).as_posix()
-
-
-def _result(job: Any) -> dict:
-    if _state_name(getattr(job, "state", "")) != "COMPLETED":
-        return {}
-    try:
-        result = job.result(timeout=0)
-    except Exception:  # the card shows job.error; a result that cannot be read just shows no links
-        return {}
-    return result if isinstance(result, dict) else {}
-
-
-def _remote_files(result: dict) -> list[dict]:
-    """fal's file objects in output order: ``images`` / ``image`` / ``video``."""
-    files = [f for f in result.get("images") or [] if isinstance(f, dict)]
-    for key in ("image", "video"):
-        if isinstance(result.get(key), dict):
-            files.append(result[key])
-    return [f for f in files if isinstance(f.get("url"), str)]
-
-
-def _media(job: Any) -> tuple[Media, ...]:
-    remote = _remote_files(_result(job))
-    local = [Path(p) for p in (getattr(job, "files", None) or [])]
-    items = []
-    for i in range(max(len(local), len(remote))):
-        path = local[i] if i < len(local) else None
-        info = remote[i] if i < len(remote) else {}
-        url = info.get("url", "")
-        name = path.name if path else url.rsplit("/", 1)[-1]
-        is_video = Path(name).suffix.lower() in VIDEO_SUFFIXES or str(info.get("content_type", "")).startswith(
-            "video/")
-        href = (_local_href(path) if path else "") or url
-        thumb = thumbnail_uri(path) if path else ("" if is_video else url)
-        items.append(Media("video" if is_video else "image", str(path) if path else "", href, thumb,
-                           info.get("width"), info.get("height")))
-    return tuple(items)
-
-
-def _error(job: Any) -> tuple[str, tuple[str, ...]]:
-    error = getattr(job, "error", None)
-    if error is None:
-        return "", ()
-    text = str(error) or type(error).__name__
-    detail = getattr(error, "detail", None)
-    lines: list[str] = []
-    if isinstance(detail, list):
-        for entry in detail:
-            if isinstance(entry, dict):
-                loc = ".".join(str(p) for p in entry.get("loc", ()) if p != "body")
-                lines.append(f"{loc}: {entry.get('msg', entry)}" if loc else str(entry.get("msg", entry)))
-            else:
-                lines.append(str(entry))
-    elif detail and str(detail) not in text:
-        lines.append(str(detail))
-    if getattr(error, "error_type", None):
-        lines.append(f"error type: {error.error_type}")
-    return f"{type(error).__name__}: {text}", tuple(lines)
-
-
-def card_data(job: Any) -> CardData:
-    """Read everything a card shows from the job, once, on the calling thread."""
-    arguments = getattr(job, "arguments", None) or {}
-    prompt = arguments.get("prompt", "") if isinstance(arguments, dict) else ""
-    error, detail = _error(job)
-    return CardData(
-        job_id=str(getattr(job, "id", "?")),
-        model=str(getattr(job, "model", "")),
-        state=_state_name(getattr(job, "state", "")),
-        prompt=prompt if isinstance(prompt, str) else str(prompt),
-        request_id=getattr(job, "request_id", None),
-        queue_position=getattr(job, "queue_position", None),
-        elapsed=getattr(job, "elapsed", None),
-        inference_time=getattr(job, "inference_time", None),
-        logs=tuple(str(line) for line in (getattr(job, "logs", None) or ())),
-        media=_media(job),
-        error=error,
-        error_detail=detail,
-    )
 
 
 class JobCard:
@@ -188,72 +58,104 @@ class JobCard:
 
 
 class LiveCard:
-    """One displayed card of one job, redrawn in place on the kernel loop whenever the job changes."""
+    """One displayed card of one job, redrawn in place whenever the job changes.
 
-    def __init__(self, job: Any) -> None:
+    ``live=True`` (inside a kernel) follows the job; ``live=False`` shows it once. Methods say which thread
+    calls them; none raises into the runtime thread.
+    """
+
+    def __init__(self, job: Any, *, live: bool = True) -> None:
         self.job = job
+        self.live = live
         self.handle: Any = None
-        self.live = False  # True when a kernel loop redraws it
-        self.final_sent = False  # a finished card was published from inside a later cell
+        self.final_sent = False  # a finished card was published from inside a cell
         self.announced = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctx: contextvars.Context | None = None
-        self._lock = threading.Lock()
-        self._scheduled = False
+        self._lock = threading.Lock()  # guards the two fields below
+        self._loop_pending = False
+        self._timer: threading.Timer | None = None
+        self._publish_lock = threading.Lock()  # one publish at a time, each of the then-current state
         self._unsubscribe: Any = None
 
     def show(self) -> LiveCard:
-        """Display the card once and, inside a kernel, follow the job. Call on the main thread in a cell."""
+        """Main thread, in a cell: display the card once and, when live, follow the job."""
         from IPython.display import display
 
-        shown_state = _state_name(self.job.state)
+        shown_state = state_name(self.job.state)
         self.handle = display(JobCard(self.job), display_id=True)
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
-        self.live = self._loop is not None
+        if self.live:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.live = False
         if self.live and not self.job.done:
             self._ctx = contextvars.copy_context()
             self._unsubscribe = self.job.on_change(self._changed)
-            if _state_name(self.job.state) != shown_state:  # moved between display and subscribe
+            if state_name(self.job.state) != shown_state:  # moved between display and subscribe
                 self._changed()
         with _CARDS_LOCK:
             _CARDS.append(self)
         return self
 
     def _changed(self) -> None:
-        """Runtime thread: schedule one redraw on the kernel loop unless one is already pending."""
+        """Runtime thread: schedule one redraw on the kernel loop, plus a timer in case that loop is busy."""
         with self._lock:
-            if self._scheduled or self._loop is None:
+            need_loop, self._loop_pending = not self._loop_pending, True
+            timer = None
+            if self._timer is None:
+                timer = self._timer = threading.Timer(BLOCKED_AFTER, self._publish_if_blocked)
+                timer.daemon = True
+        if need_loop and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._refresh, context=self._ctx)
+            except RuntimeError:  # the kernel's loop is closed: nobody is watching any more
+                self._stop()
                 return
-            self._scheduled = True
-        try:
-            self._loop.call_soon_threadsafe(self._refresh, context=self._ctx)
-        except RuntimeError:  # the kernel's loop is closed: nobody is watching any more
-            self._stop()
+        if timer is not None:
+            timer.start()
 
     def _refresh(self) -> None:
         """Kernel loop, in the submitting cell's context: redraw from the job's current state."""
         with self._lock:
-            self._scheduled = False
-        done = bool(self.job.done)
-        try:
-            self.handle.update(JobCard(self.job))
-        except Exception:
-            log.exception("could not redraw the card of job %s", getattr(self.job, "id", "?"))
+            self._loop_pending = False
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self._publish()
+
+    def _publish_if_blocked(self) -> None:
+        """Timer thread: the loop has not run the redraw in time, so publish the update from here."""
+        with self._lock:
+            if self._timer is None or not self._loop_pending:
+                return
+            self._timer = None
+        self._publish()
+
+    def _publish(self) -> None:
+        with self._publish_lock:
+            done = bool(self.job.done)
+            try:
+                self.handle.update(JobCard(self.job))
+            except Exception:
+                log.exception("could not redraw the card of job %s", getattr(self.job, "id", "?"))
         if done:
             self._stop()
 
     def _stop(self) -> None:
-        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        with self._lock:
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         if unsubscribe is not None:
             unsubscribe()
 
     def resend(self) -> None:
-        """Publish the current card again from the calling cell (nbclient records only the running cell's)."""
+        """Main thread, in a cell: publish the card again from that cell (nbclient records only its messages)."""
         if self.handle is not None:
-            self.handle.update(JobCard(self.job))
+            with self._publish_lock:
+                self.handle.update(JobCard(self.job))
         if self.job.done:
             self.final_sent = True
 
@@ -262,9 +164,9 @@ def jobs_of(obj: Any) -> list[Any]:
     return list(obj) if isinstance(obj, list | tuple) else [obj]
 
 
-def show(obj: Any) -> list[LiveCard]:
-    """Display one card per job of a ``Job`` or a ``JobGroup``."""
-    return [LiveCard(job).show() for job in jobs_of(obj)]
+def show(obj: Any, *, live: bool = True) -> list[LiveCard]:
+    """Display one card per job of a ``Job`` or a ``JobGroup``; ``live`` follows them (inside a kernel)."""
+    return [LiveCard(job, live=live).show() for job in jobs_of(obj)]
 
 
 def resend_final(jobs: Iterable[Any] | None = None) -> int:

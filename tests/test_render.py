@@ -1,5 +1,7 @@
 """Job cards against a small stand-in job: escaping, thumbnails, in-place updates from another thread."""
 
+# ruff: noqa: F811 - the shell fixtures are imported from browser_conftest and requested by name
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures
+from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures used by name
 from PIL import Image
 
 from fal_notebook import render
@@ -121,8 +123,9 @@ async def _until(condition, timeout=10.0):
         await asyncio.sleep(0.01)
 
 
-def test_live_card_updates_in_place_from_the_runtime_thread(ip, published):  # noqa: F811
+def test_live_card_updates_in_place_from_the_runtime_thread(ip, published, monkeypatch):
     job = FakeJob()
+    monkeypatch.setattr(render, "BLOCKED_AFTER", 60)  # only the loop redraws here
 
     async def scenario():
         card = render.LiveCard(job).show()
@@ -145,7 +148,27 @@ def test_live_card_updates_in_place_from_the_runtime_thread(ip, published):  # n
     assert job._callbacks == []  # unsubscribed once finished
 
 
-def test_resend_final_publishes_from_the_current_cell_once(ip, published):  # noqa: F811
+def test_a_blocked_kernel_loop_still_gets_the_update(ip, published, monkeypatch):
+    monkeypatch.setattr(render, "BLOCKED_AFTER", 0.05)
+    job = FakeJob()
+    pause = threading.Event()
+
+    async def scenario():
+        render.LiveCard(job).show()
+        threading.Thread(target=job.set, kwargs={"state": "COMPLETED"}).start()
+        for _ in range(1000):  # the loop is blocked here, like a later cell running time.sleep
+            if len(published) >= 2:
+                break
+            pause.wait(0.01)
+        assert len(published) == 2 and "COMPLETED" in published[1]["data"]["text/plain"]
+        await asyncio.sleep(0)  # now the loop runs the queued redraw too: same state, same display id
+
+    asyncio.run(scenario())
+    assert {o["transient"]["display_id"] for o in published} == {published[0]["transient"]["display_id"]}
+    assert job._callbacks == []
+
+
+def test_resend_final_publishes_from_the_current_cell_once(ip, published):
     job = FakeJob()
 
     async def scenario():
@@ -158,7 +181,7 @@ def test_resend_final_publishes_from_the_current_cell_once(ip, published):  # no
     assert published[-1]["update"] and "COMPLETED" in published[-1]["data"]["text/plain"]
 
 
-def test_without_a_loop_nothing_is_drawn_later_and_finished_jobs_are_announced_once(ip, published):  # noqa: F811
+def test_without_a_loop_nothing_is_drawn_later_and_finished_jobs_are_announced_once(ip, published):
     job = FakeJob()
     card = render.LiveCard(job).show()
     assert not card.live and job._callbacks == []

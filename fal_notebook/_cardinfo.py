@@ -1,0 +1,152 @@
+"""Reading a job into :class:`~fal_notebook._html.CardData`: state, prompt, errors, files and thumbnails.
+
+Runs on whatever thread draws the card; it only reads the job (the result only once it is COMPLETED, so it never
+blocks) and the local files. Thumbnails are cached per file version, so redrawing a finished card is cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ._html import CardData, Media
+
+__all__ = ["card_data", "thumbnail_uri", "state_name", "THUMB_SIDE", "THUMB_BYTES"]
+
+log = logging.getLogger("fal_notebook")
+
+THUMB_SIDE = 384
+THUMB_BYTES = 56_000  # base64 adds a third: ≤ ~75 KB per image in the saved notebook
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
+
+
+def state_name(state: Any) -> str:
+    return str(getattr(state, "value", state) or "")
+
+
+@functools.lru_cache(maxsize=256)
+def _thumbnail(path: str, mtime_ns: int, size: int, side: int, max_bytes: int) -> str:
+    """A light JPEG data URI of one local image, or of a video's first frame (cached per file version);
+    "" when it cannot be made."""
+    from . import media
+
+    source: Any = path
+    try:
+        if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+            source = _first_frame(path)
+        data = media.thumbnail_jpeg(source, max_side=side, max_bytes=max_bytes)
+    except Exception as exc:  # a thumbnail is decoration: never let it break the card
+        log.debug("no thumbnail for %s: %s", path, exc)
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _first_frame(path: str) -> Any:
+    """The first frame of a video as a PIL image (PyAV, the ``video`` extra)."""
+    import av
+
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            return frame.to_image()
+    raise ValueError(f"no video frame in {path}")
+
+
+def thumbnail_uri(path: Path, side: int = THUMB_SIDE, max_bytes: int = THUMB_BYTES) -> str:
+    """A data URI thumbnail of a local image or video, ≤ ``max_bytes`` before base64; "" if none."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return ""
+    return _thumbnail(str(path), stat.st_mtime_ns, stat.st_size, side, max_bytes)
+
+
+def _local_href(path: Path) -> str:
+    """The file relative to the kernel's folder (JupyterLab resolves it to ``/files/...``), or ""."""
+    try:
+        rel = os.path.relpath(Path(path).resolve(), Path.cwd().resolve())
+    except ValueError:  # another drive on Windows
+        return ""
+    return "" if rel.startswith("..") else Path(rel).as_posix()
+
+
+def _result(job: Any) -> dict:
+    if state_name(getattr(job, "state", "")) != "COMPLETED":
+        return {}
+    try:
+        result = job.result(timeout=0)
+    except Exception:  # the card shows job.error; a result that cannot be read just shows no links
+        return {}
+    return result if isinstance(result, dict) else {}
+
+
+def _remote_files(result: dict) -> list[dict]:
+    """fal's file objects in output order: ``images`` / ``image`` / ``video``."""
+    files = [f for f in result.get("images") or [] if isinstance(f, dict)]
+    for key in ("image", "video"):
+        if isinstance(result.get(key), dict):
+            files.append(result[key])
+    return [f for f in files if isinstance(f.get("url"), str)]
+
+
+def _media(job: Any) -> tuple[Media, ...]:
+    remote = _remote_files(_result(job))
+    local = [Path(p) for p in (getattr(job, "files", None) or [])]
+    items = []
+    for i in range(max(len(local), len(remote))):
+        path = local[i] if i < len(local) else None
+        info = remote[i] if i < len(remote) else {}
+        url = info.get("url", "")
+        name = path.name if path else url.rsplit("/", 1)[-1]
+        is_video = Path(name).suffix.lower() in VIDEO_SUFFIXES or str(info.get("content_type", "")).startswith(
+            "video/")
+        href = (_local_href(path) if path else "") or url
+        thumb = thumbnail_uri(path) if path else ("" if is_video else url)
+        items.append(Media("video" if is_video else "image", str(path) if path else "", href, thumb,
+                           info.get("width"), info.get("height")))
+    return tuple(items)
+
+
+def _error(job: Any) -> tuple[str, tuple[str, ...]]:
+    error = getattr(job, "error", None)
+    if error is None:
+        return "", ()
+    text = str(error) or type(error).__name__
+    detail = getattr(error, "detail", None)
+    lines: list[str] = []
+    if isinstance(detail, list):
+        for entry in detail:
+            if isinstance(entry, dict):
+                loc = ".".join(str(p) for p in entry.get("loc", ()) if p != "body")
+                lines.append(f"{loc}: {entry.get('msg', entry)}" if loc else str(entry.get("msg", entry)))
+            else:
+                lines.append(str(entry))
+    elif detail and str(detail) not in text:
+        lines.append(str(detail))
+    if getattr(error, "error_type", None):
+        lines.append(f"error type: {error.error_type}")
+    return f"{type(error).__name__}: {text}", tuple(lines)
+
+
+def card_data(job: Any) -> CardData:
+    """Read everything a card shows from the job, once, on the calling thread."""
+    arguments = getattr(job, "arguments", None) or {}
+    prompt = arguments.get("prompt", "") if isinstance(arguments, dict) else ""
+    error, detail = _error(job)
+    return CardData(
+        job_id=str(getattr(job, "id", "?")),
+        model=str(getattr(job, "model", "")),
+        state=state_name(getattr(job, "state", "")),
+        prompt=prompt if isinstance(prompt, str) else str(prompt),
+        request_id=getattr(job, "request_id", None),
+        queue_position=getattr(job, "queue_position", None),
+        elapsed=getattr(job, "elapsed", None),
+        inference_time=getattr(job, "inference_time", None),
+        logs=tuple(str(line) for line in (getattr(job, "logs", None) or ())),
+        media=_media(job),
+        error=error,
+        error_detail=detail,
+    )

@@ -1,0 +1,166 @@
+"""``%fal`` / ``%%fal`` in a bare InteractiveShell, against the real emulator."""
+
+# ruff: noqa: F811 - the shell fixtures are imported from browser_conftest and requested by name
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures used by name
+from PIL import Image
+
+from fal_notebook import render
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def shell(ip, published, fal_env, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    ip.extension_manager.load_extension("fal_notebook")
+    capsys.readouterr()
+    render._CARDS.clear()
+    yield ip
+    render._CARDS.clear()
+
+
+def run(shell, source: str):
+    """Run a cell like a user would; fail on anything but a usage error."""
+    result = shell.run_cell(source, store_history=True)
+    if result.error_before_exec is not None:
+        raise result.error_before_exec
+    return result
+
+
+def emulated_inputs(emulator) -> list[dict]:
+    return [job.arguments for job in emulator.jobs.values()]
+
+
+def test_load_prints_one_line_and_unload_takes_everything_back(ip, fal_env, capsys):
+    ip.extension_manager.load_extension("fal_notebook")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "emulator at http://127.0.0.1:" in out[0] and "test…" in out[0]
+    assert "test-secret" not in out[0]
+    assert "fal" in ip.magics_manager.magics["line"] and "fal" in ip.magics_manager.magics["cell"]
+    ip.extension_manager.unload_extension("fal_notebook")
+    assert "fal" not in ip.magics_manager.magics["line"] and "fal" not in ip.magics_manager.magics["cell"]
+    assert not any("Presenter" in repr(cb) for cb in ip.events.callbacks["post_run_cell"])
+    assert ("fal_notebook.jobs", "Job") not in ip.display_formatter.ipython_display_formatter.deferred_printers
+
+
+def test_line_magic_returns_the_job_shows_one_card_and_sends_typed_options(shell, published, emulator):
+    from fal_notebook.jobs import Job
+
+    result = run(shell, "%fal nano-banana-pro a red fox, $5 {{not}} {unknown} --aspect-ratio 16:9 "
+                        "--num-images 2 --seed 7")
+    job = result.result
+    assert isinstance(job, Job)
+    assert job.wait(timeout=20).state.value == "COMPLETED"
+    assert emulated_inputs(emulator) == [{"prompt": "a red fox, $5 {not} {unknown}", "aspect_ratio": "16:9",
+                                          "num_images": 2, "seed": 7}]
+    shown = [o for o in published if not o["update"]]
+    assert len(shown) == 1 and shown[0]["transient"]["display_id"]
+    run(shell, "job = _")  # the displayed value stays bound; naming it again in a later cell shows it again
+    before = len(published)
+    run(shell, "job")
+    assert len(published) == before + 1 and "COMPLETED" in published[-1]["data"]["text/plain"]
+    sizes = {Image.open(p).size for p in job.files}
+    assert len(job.files) == 2 and all(abs(w / h - 16 / 9) < 0.02 for w, h in sizes)
+
+
+def test_cell_magic_yaml_fills_names_and_uploads_a_pil_image(shell, emulator):
+    shell.user_ns["photo"] = Image.new("RGB", (64, 48), (10, 200, 30))
+    shell.user_ns["style"] = "watercolour"
+    job = run(shell, '%%fal nano-banana-pro/edit --resolution 1K\nprompt: make it {style}, price $HOME {{x}}\n'
+                     'image_urls: ["{photo}"]\n').result
+    job.wait(timeout=20)
+    (sent,) = emulated_inputs(emulator)
+    assert sent["prompt"] == "make it watercolour, price $HOME {x}" and sent["resolution"] == "1K"
+    (url,) = sent["image_urls"]
+    assert url.startswith(emulator.url) and any(r.method in ("POST", "PUT") and "upload" in r.path
+                                                for r in emulator.requests)
+    import httpx
+
+    uploaded = Image.open(io.BytesIO(httpx.get(url).content))
+    assert uploaded.size == (64, 48)
+
+
+def test_cell_body_that_is_not_a_mapping_is_the_prompt(shell, emulator):
+    run(shell, "%%fal nano-banana-pro\nA cat: sitting on a mat,\nwith $dollars and {braces}\n").result.wait(20)
+    assert emulated_inputs(emulator)[0]["prompt"] == "A cat: sitting on a mat,\nwith $dollars and {braces}"
+
+
+def test_sweep_returns_a_group_with_one_card_per_job(shell, published, emulator):
+    group = run(shell, "%fal nbp a lighthouse --sweep aspect_ratio=1:1,16:9,9:16").result
+    assert len(group) == 3
+    assert sorted(a["aspect_ratio"] for a in emulated_inputs(emulator)) == ["16:9", "1:1", "9:16"]
+    assert len({o["transient"]["display_id"] for o in published}) == 3
+
+
+def test_wait_resends_final_cards_from_the_current_cell(shell, published):
+    job = run(shell, "%fal nbp a red fox").result
+    out = run(shell, "%fal wait --timeout 30").result
+    assert job.done and "1 job(s) done: 1 COMPLETED" in repr(out)
+    final = [o for o in published if o["update"] and "COMPLETED" in o["data"]["text/plain"]]
+    assert final and final[-1]["transient"]["display_id"] == published[0]["transient"]["display_id"]
+    assert "data:image/jpeg;base64," in final[-1]["data"]["text/html"]
+
+
+def test_flag_wait_blocks_until_done(shell):
+    job = run(shell, "%fal nbp a red fox --wait").result
+    assert job.state.value == "COMPLETED" and job.files
+
+
+def test_subcommands(shell, emulator, capsys):
+    emulator.hold(True)
+    job = run(shell, "held = %fal nbp a sleepy fox").result or shell.user_ns["held"]
+    assert job.id in repr(run(shell, "%fal jobs").result)
+    status = run(shell, f"%fal status {job.id}").result
+    assert status.id == job.id
+    assert "cancel requested for 1 job(s)" in repr(run(shell, f"%fal cancel {job.id}").result)
+    job.wait(timeout=20)
+    assert job.state.value == "CANCELLED"
+    emulator.hold(False)
+    run(shell, "%fal nbp an arctic fox").result.wait(20)
+    run(shell, "%fal nbp a lighthouse").result.wait(20)
+    history = repr(run(shell, "%fal history fox").result)
+    assert "arctic fox" in history and "sleepy fox" in history and "lighthouse" not in history
+    assert "fal-ai/kling-video/o3/standard/video-to-video/edit" in repr(run(shell, "%fal models kling").result)
+    info = repr(run(shell, "%fal info nano-banana-pro").result)
+    assert "aspect_ratio" in info and "16:9" in info
+    config = repr(run(shell, "%fal config").result)
+    assert "emulator at" in config and "test-secret" not in config
+    assert "following 0 unfinished job(s)" in repr(run(shell, "%fal resume").result)
+    assert "cancel requested for 0 job(s)" in repr(run(shell, "%fal cancel all").result)
+
+
+@pytest.mark.parametrize("line", [
+    "%fal nano-banana-pro a fox --aspect-ratio 7:5",
+    "%fal nano-banana-pro a fox --num-images many",
+    "%fal nano-banana-pro a fox --colour red",
+    "%fal no-such-model a fox",
+    "%fal status 123456789abc",
+    "%fal",
+])
+def test_errors_are_one_line_usage_errors(shell, capsys, line):
+    result = shell.run_cell(line)
+    err = capsys.readouterr().err
+    from IPython.core.error import UsageError
+
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "Traceback" not in err
+    message = str(result.error_in_exec)
+    assert "\n" not in message or line == "%fal"
+    assert message and "test-secret" not in message
+
+
+def test_a_script_prompt_is_text_in_every_bundle(shell, published):
+    job = run(shell, f"%fal nbp {XSS} --wait").result
+    html = html_of(published)
+    assert job.done and "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    history = run(shell, "%fal history alert").result._repr_mimebundle_()["text/html"]
+    assert "<script" not in history and "&lt;script&gt;" in history
+    assert not re.search(r"<script", render.JobCard(job)._repr_mimebundle_()["text/html"])
