@@ -18,11 +18,11 @@ from ..errors import Problem
 from ._schema import format_path, json_type
 from ._spec import MediaField, ModelSpec
 
-__all__ = ["MediaReport", "check_media", "PLACEHOLDER"]
+__all__ = ["MediaReport", "check_media", "PLACEHOLDER", "ACCEPTED"]
 
 PLACEHOLDER = "https://placeholder.invalid/checked-media"
 _DATA_URI = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),", re.IGNORECASE)
-_ANY = "an http(s) URL, a data URI, a local file path, a PIL image or bytes"
+ACCEPTED = _ANY = "an http(s) URL, a data URI, a local file path, a PIL image or bytes"
 _ANY_REMOTE = "an http(s) URL or a data URI"
 
 

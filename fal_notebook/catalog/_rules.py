@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Collection
 from typing import Any
 
 from ..errors import Problem
+from ._media_rules import ACCEPTED
 from ._schema import format_path
 from ._spec import ModelSpec
 
@@ -21,8 +23,11 @@ def required_not_empty(spec: ModelSpec, args: dict) -> list[Problem]:
     problems = []
     for name in spec.required:
         value = args.get(name)
-        if (isinstance(value, list) and not value) or (isinstance(value, str) and not value.strip()):
-            problems.append(Problem(name, "is required and must not be empty", None))
+        if isinstance(value, list) and not value:
+            problems.append(Problem(name, "is required and must not be empty", "at least 1 item"))
+        elif isinstance(value, str) and not value.strip():
+            allowed = ACCEPTED if name in spec.media_fields else "non-empty text"
+            problems.append(Problem(name, "is required and must not be empty", allowed))
     return problems
 
 
@@ -46,8 +51,9 @@ def reference_total(spec: ModelSpec, args: dict) -> list[Problem]:
     return [Problem(" + ".join(fields), f"{total} references in total ({detail})", f"at most {limit} in total")]
 
 
-def prompt_references(spec: ModelSpec, args: dict) -> tuple[list[Problem], list[str]]:
-    """Every ``@ImageN`` / ``@ElementN`` / ``@VideoN`` in the prompt must name an item that is there."""
+def prompt_references(spec: ModelSpec, args: dict, skip: Collection[str] = ()) -> tuple[list[Problem], list[str]]:
+    """Every ``@ImageN`` / ``@ElementN`` / ``@VideoN`` in the prompt must name an item that is there.
+    Fields in ``skip`` already have a problem of their own, so they are not counted against the prompt."""
     refs = spec.limits.get("prompt_refs") or {}
     prompt_field = spec.limits.get("prompt_field", "prompt")
     prompt = args.get(prompt_field)
@@ -58,7 +64,7 @@ def prompt_references(spec: ModelSpec, args: dict) -> tuple[list[Problem], list[
     for match in _TAG.finditer(prompt):
         tag, number = match.group(1).capitalize(), int(match.group(2))
         target = refs.get(tag)
-        if target is None or f"{tag}{number}" in seen:
+        if target is None or target in skip or f"{tag}{number}" in seen:
             continue
         seen.add(f"{tag}{number}")
         count = _count(args.get(target))

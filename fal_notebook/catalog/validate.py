@@ -56,10 +56,12 @@ def validate(
     args = {str(k): _plain(v) for k, v in arguments.items() if v is not None}
     view = {k: _plain(v) for k, v in args.items()}
     media = check_media(spec, view, local_files=local_files, probe_videos=probe_videos)
-    problems = required_not_empty(spec, args) + media.problems
+    problems = required_not_empty(spec, args)
+    flagged = {p.field for p in problems}
+    problems += [p for p in media.problems if p.field not in flagged]
     problems += [p for err in _schema_errors(spec, view) for p in _translate(err)]
     problems += reference_total(spec, args)
-    ref_problems, ref_warnings = prompt_references(spec, args)
+    ref_problems, ref_warnings = prompt_references(spec, args, skip={p.field.split("[")[0] for p in problems})
     problems += ref_problems
     warnings = unknown_fields(spec.input_schema, args) + media.warnings + ref_warnings
     problems = list(dict.fromkeys(problems))
