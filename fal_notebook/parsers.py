@@ -109,6 +109,11 @@ class ModelsCommand:
     search: str | None = None
     category: str | None = None
 
+    def matches(self, spec: Any) -> bool:
+        """Whether a catalogue entry passes the ``--category`` and search-text filters."""
+        text = " ".join([spec.id, spec.title, *spec.aliases]).lower()
+        return (self.category in (None, spec.category)) and (self.search or "").lower() in text
+
 
 @dataclass(frozen=True, kw_only=True)
 class InfoCommand:
