@@ -26,6 +26,16 @@ async def _thread_name() -> str:
     return threading.current_thread().name
 
 
+async def _forever(started: threading.Event, cancelled: threading.Event) -> None:
+    """Wait until cancelled, signalling both moments to the test thread."""
+    started.set()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
+
+
 def test_runs_coroutines_on_a_named_daemon_thread(portal: Portal) -> None:
     assert portal.call(_thread_name()) == "test-portal"
     assert portal.thread is not None and portal.thread.daemon
@@ -50,16 +60,7 @@ def test_call_propagates_the_coroutine_exception(portal: Portal) -> None:
 
 def test_cancelling_the_future_cancels_the_task(portal: Portal) -> None:
     started, cancelled = threading.Event(), threading.Event()
-
-    async def forever() -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    future = portal.submit(forever())
+    future = portal.submit(_forever(started, cancelled))
     assert started.wait(5)
     future.cancel()
     assert cancelled.wait(5)
@@ -67,16 +68,8 @@ def test_cancelling_the_future_cancels_the_task(portal: Portal) -> None:
 
 def test_call_timeout_raises_fal_timeout_and_cancels(portal: Portal) -> None:
     cancelled = threading.Event()
-
-    async def slow() -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
     with pytest.raises(FalTimeoutError) as info:
-        portal.call(slow(), timeout=0.05)
+        portal.call(_forever(threading.Event(), cancelled), timeout=0.05)
     assert isinstance(info.value, TimeoutError) and info.value.timeout == 0.05
     assert cancelled.wait(5)
 
@@ -96,18 +89,8 @@ def test_call_from_the_loop_thread_is_refused(portal: Portal) -> None:
 
 def test_stop_is_idempotent_and_cancels_pending_tasks() -> None:
     p = Portal(name="stop-test").start()
-    cancelled = threading.Event()
-    started = threading.Event()
-
-    async def forever() -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    p.submit(forever())
+    started, cancelled = threading.Event(), threading.Event()
+    p.submit(_forever(started, cancelled))
     assert started.wait(5)
     p.stop()
     p.stop()
