@@ -246,3 +246,15 @@ def test_configure_refuses_unknown_names(emulator):
         emulator.configure(scenario="nope")
     with pytest.raises(ConfigError):
         emulator.configure(not_a_knob=1)
+
+
+def test_hold_release_and_jobs_over_http(emulator, emu_http, completed):
+    control = emulator.url + "/_emulator"
+    assert httpx.post(f"{control}/hold", json={"hold": True}).json() == {"hold": True}
+    reply = submit(emu_http)
+    jobs = {j["request_id"]: j for j in httpx.get(f"{control}/jobs").json()}
+    assert jobs[reply["request_id"]]["status"] == "IN_QUEUE"
+    assert jobs[reply["request_id"]]["arguments"] == {"prompt": "a red fox"}
+    assert httpx.post(f"{control}/release", json={"request_id": reply["request_id"]}).json() == {"released": 1}
+    assert completed(reply["status_url"])["status"] == "COMPLETED"
+    assert emulator.status_of(reply["request_id"]) == "COMPLETED"

@@ -22,11 +22,13 @@ __all__ = ["EmulatedModel", "find_model", "known_model_ids", "validate_input", "
 
 log = logging.getLogger("fal_notebook")
 
-_JSONSCHEMA_TYPES = {
-    "enum": "enum", "type": "type_error", "minimum": "greater_than_equal", "maximum": "less_than_equal",
-    "exclusiveMinimum": "greater_than", "exclusiveMaximum": "less_than", "minItems": "too_short",
-    "maxItems": "too_long", "minLength": "string_too_short", "maxLength": "string_too_long",
-    "pattern": "string_pattern_mismatch", "const": "literal_error",
+_TYPE_ERRORS = {
+    "integer": ("int_type", "Input should be a valid integer"),
+    "number": ("float_type", "Input should be a valid number"),
+    "string": ("string_type", "Input should be a valid string"),
+    "boolean": ("bool_type", "Input should be a valid boolean"),
+    "array": ("list_type", "Input should be a valid list"),
+    "object": ("dict_type", "Input should be a valid dictionary"),
 }
 
 
@@ -105,22 +107,48 @@ def _catalogue_openapi(spec: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- validation
 
 
+def _expected(values: list[Any]) -> str:
+    quoted = [repr(v) for v in values]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _pydantic_entry(error: Any) -> tuple[str, str, dict[str, Any] | None]:
+    """(type, msg, ctx) worded as fal's pydantic apps word them."""
+    kind, value = str(error.validator), error.validator_value
+    if kind == "enum":
+        return "enum", f"Input should be {_expected(value)}", {"expected": _expected(value)}
+    if kind == "type":
+        name = value if isinstance(value, str) else value[0]
+        return (*_TYPE_ERRORS.get(name, ("value_error", error.message)), None)
+    bounds = {"minimum": ("greater_than_equal", "greater than or equal to", "ge"),
+              "maximum": ("less_than_equal", "less than or equal to", "le"),
+              "exclusiveMinimum": ("greater_than", "greater than", "gt"),
+              "exclusiveMaximum": ("less_than", "less than", "lt")}
+    if kind in bounds:
+        code, words, key = bounds[kind]
+        return code, f"Input should be {words} {value}", {key: value}
+    if kind in {"maxItems", "minItems"}:
+        code, words = ("too_long", "at most") if kind == "maxItems" else ("too_short", "at least")
+        actual = len(error.instance) if isinstance(error.instance, list) else 0
+        return code, f"List should have {words} {value} items after validation, not {actual}", None
+    return "value_error", error.message, None
+
+
 def _schema_problems(model: EmulatedModel, arguments: Any) -> list[dict[str, Any]]:
     import jsonschema
 
     validator = jsonschema.Draft7Validator(model.schema_root)
-    problems = []
-    for error in sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path)):
-        path = [str(p) if not isinstance(p, int) else p for p in error.absolute_path]
+    problems: list[dict[str, Any]] = []
+    for error in sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = list(error.absolute_path)
         if error.validator == "required":
             present = error.instance if isinstance(error.instance, dict) else {}
-            for name in error.validator_value:
-                if name not in present:
-                    problems.append({"loc": ["body", *path, name], "msg": "Field required", "type": "missing"})
+            problems += [{"loc": ["body", *path, name], "msg": "Field required", "type": "missing"}
+                         for name in error.validator_value if name not in present]
             continue
-        problems.append({"loc": ["body", *path], "msg": error.message,
-                         "type": _JSONSCHEMA_TYPES.get(str(error.validator), "value_error"),
-                         "input": error.instance})
+        kind, msg, ctx = _pydantic_entry(error)
+        entry = {"loc": ["body", *path], "msg": msg, "type": kind, "input": error.instance}
+        problems.append({**entry, "ctx": ctx} if ctx else entry)
     return problems
 
 
