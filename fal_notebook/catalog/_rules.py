@@ -4,6 +4,7 @@ unknown fields (warnings with the nearest valid name)."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Collection
 from typing import Any
@@ -13,7 +14,7 @@ from ._media_rules import ACCEPTED
 from ._schema import format_path
 from ._spec import ModelSpec
 
-__all__ = ["required_not_empty", "reference_total", "prompt_references", "unknown_fields"]
+__all__ = ["non_finite", "required_not_empty", "reference_total", "prompt_references", "unknown_fields"]
 
 _TAG = re.compile(r"@(video|image|element)(\d+)", re.IGNORECASE)
 
@@ -29,6 +30,18 @@ def required_not_empty(spec: ModelSpec, args: dict) -> list[Problem]:
             allowed = ACCEPTED if name in spec.media_fields else "non-empty text"
             problems.append(Problem(name, "is required and must not be empty", allowed))
     return problems
+
+
+def non_finite(value: Any, path: list | None = None) -> list[Problem]:
+    """NaN and infinity pass every range check but are not JSON: fal would reject the whole request."""
+    path = path or []
+    if isinstance(value, float) and not math.isfinite(value):
+        return [Problem(format_path(path), f"{value!r} is not a finite number", "a finite number")]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in non_finite(item, path + [key])]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in non_finite(item, path + [index])]
+    return []
 
 
 def _count(value: Any) -> int:

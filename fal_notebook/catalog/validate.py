@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import Problem, ValidationError
 from . import lookup
 from ._media_rules import check_media
-from ._rules import prompt_references, reference_total, required_not_empty, unknown_fields
+from ._rules import non_finite, prompt_references, reference_total, required_not_empty, unknown_fields
 from ._schema import describe_schema, format_path, json_type, range_text
 from ._spec import ModelSpec
 
@@ -56,18 +56,22 @@ def validate(
     args = {str(k): _plain(v) for k, v in arguments.items() if v is not None}
     view = {k: _plain(v) for k, v in args.items()}
     media = check_media(spec, view, local_files=local_files, probe_videos=probe_videos)
-    problems = required_not_empty(spec, args)
-    flagged = {p.field for p in problems}
-    problems += [p for p in media.problems if p.field not in flagged]
-    problems += [p for err in _schema_errors(spec, view) for p in _translate(err)]
+    problems: list[Problem] = []
+    for found in (required_not_empty(spec, args), media.problems, non_finite(view),
+                  [p for err in _schema_errors(spec, view) for p in _translate(err)]):
+        _add_new(problems, found)  # one pass's word per field: the first pass to flag it is the clearest
     problems += reference_total(spec, args)
     ref_problems, ref_warnings = prompt_references(spec, args, skip={p.field.split("[")[0] for p in problems})
     problems += ref_problems
     warnings = unknown_fields(spec.input_schema, args) + media.warnings + ref_warnings
-    problems = list(dict.fromkeys(problems))
     if problems:
         raise ValidationError(spec.id, problems, warnings)
     return Validated(spec, args, warnings, media.uploads)
+
+
+def _add_new(problems: list[Problem], found: list[Problem]) -> None:
+    flagged = {p.field for p in problems}
+    problems.extend(p for p in dict.fromkeys(found) if p.field not in flagged)
 
 
 def _plain(value: Any) -> Any:
