@@ -1,13 +1,15 @@
 """When a failed call is tried again, and how long to wait first.
 
 fal's rules (protocol §4) with two improvements over fal_client: ``Retry-After`` is honoured (seconds or an HTTP
-date, capped), and a submit is only retried when the request cannot have reached fal's queue, so a retry never
-creates (and bills) a second job:
+date, capped), and a submit is never retried once it may have reached fal's queue, so a retry never creates (and
+bills) a second job:
 
-* every call: 429, and 502/503/504 from the ingress (no ``x-fal-request-id``; nginx-style body) — fal never saw
-  the request; connect errors and pool timeouts — nothing was sent;
-* idempotent calls (status, result, cancel, stream, storage, downloads) also: any other transport error or
-  timeout, 408 and 409;
+* every call, submit included: 408, 409 and 429 (fal's queue answered and refused: no job was made), 502/503/504
+  from the ingress (no ``x-fal-request-id``; nginx-style body: fal's service never answered), and connect
+  errors / pool timeouts (nothing was sent);
+* idempotent calls only (status, result, cancel, stream, storage, downloads): every other transport error or
+  timeout — for a submit, a read timeout or a reset after sending may mean the job exists, so it surfaces
+  (``FalTimeoutError`` / ``TransportError``) instead of being sent twice;
 * never: a 504 with ``X-Fal-Request-Timeout-Type`` (the caller's start deadline), an app 5xx (carries
   ``x-fal-request-id``), any other 4xx, or a timeout of a request that carried ``X-Fal-Request-Timeout``.
 """
@@ -104,13 +106,12 @@ def is_ingress_error(response: httpx.Response) -> bool:
 
 
 def should_retry_response(response: httpx.Response, *, idempotent: bool) -> bool:
-    """Whether an HTTP error answer is worth another attempt (see the module docstring)."""
+    """Whether an HTTP error answer is worth another attempt (see the module docstring). An answer means the
+    request was refused before any job was made, so ``idempotent`` does not change the decision."""
     status = response.status_code
     if status == 504 and "x-fal-request-timeout-type" in response.headers:
         return False
-    if status == 429 or is_ingress_error(response):
-        return True
-    return idempotent and status in RETRYABLE_STATUS
+    return status in RETRYABLE_STATUS or is_ingress_error(response)
 
 
 def should_retry_error(exc: Exception, request: httpx.Request | None, *, idempotent: bool) -> bool:

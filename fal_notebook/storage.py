@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from ._http import response_json
 from .errors import ConfigError, FalError, UploadError
 
@@ -37,7 +39,7 @@ PART_SIZE = 10 * 1024 * 1024
 MAX_CONCURRENCY = 4
 READ_CHUNK = 1024 * 1024
 TOKEN_MARGIN = timedelta(seconds=30)
-UPLOAD_TIMEOUT = 600.0  # a 10 MiB part on a slow uplink; the connect timeout stays the client's
+UPLOAD_TIMEOUT = httpx.Timeout(600.0, connect=30.0)  # a 10 MiB part on a slow uplink
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ def _response(status: int, *, headers=None, text=None, json=None) -> httpx.Respo
 RESPONSES = [
     ("429", _response(429, json={"detail": "slow down"}), True, True),
     ("429 with request id", _response(429, headers=RID, json={"detail": "x"}), True, True),
-    ("408", _response(408), True, False),
-    ("409", _response(409), True, False),
+    ("408", _response(408), True, True),
+    ("409", _response(409), True, True),
     ("ingress 502 nginx", _response(502, text=NGINX), True, True),
     ("ingress 503 nginx", _response(503, text=NGINX.replace("502", "503")), True, True),
     ("ingress 504 html", _response(504, text="<html>gateway timeout</html>"), True, True),
