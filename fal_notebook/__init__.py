@@ -1,9 +1,55 @@
 """fal.ai's image and video models, native in Jupyter.
 
 ``%load_ext fal_notebook`` gives ``%fal`` / ``%%fal``; ``fal_notebook.submit(...)`` returns a ``Job`` at once.
-Importing this package is cheap: httpx, Pillow and ipywidgets load on first use.
+Importing this package is cheap: the names below load their modules (and httpx, Pillow, ipywidgets) on first
+use, through the module ``__getattr__``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# public name → module that defines it
+_EXPORTS: dict[str, str] = {
+    # the Job API
+    "submit": "jobs", "run": "jobs", "run_async": "jobs", "get": "jobs", "jobs": "jobs", "wait": "jobs",
+    "resume": "jobs", "manager": "jobs", "Job": "jobs", "JobGroup": "jobs", "JobState": "jobs",
+    "JobManager": "jobs",
+    # the extension
+    "load_ipython_extension": "extension", "unload_ipython_extension": "extension",
+    # settings and errors
+    "load_settings": "config", "Settings": "config",
+    "FalError": "errors", "ConfigError": "errors", "ValidationError": "errors", "UnknownModelError": "errors",
+    "UploadError": "errors", "TransportError": "errors", "FalTimeoutError": "errors",
+    "RequestError": "errors", "AuthError": "errors", "NotFoundError": "errors", "JobFailedError": "errors",
+    "ResultExpiredError": "errors", "JobCancelledError": "errors",
+}
+
+__all__ = [
+    "__version__",
+    "submit", "run", "run_async", "get", "jobs", "wait", "resume", "manager",
+    "Job", "JobGroup", "JobState", "JobManager",
+    "load_ipython_extension", "unload_ipython_extension",
+    "load_settings", "Settings",
+    "FalError", "ConfigError", "ValidationError", "UnknownModelError", "UploadError", "TransportError",
+    "FalTimeoutError", "RequestError", "AuthError", "NotFoundError", "JobFailedError", "ResultExpiredError",
+    "JobCancelledError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fal_notebook' has no attribute {name!r}")
+    imported = importlib.import_module(f".{module}", __name__)
+    # `jobs` is both the submodule and its listing function: the module is callable (see jobs.py)
+    value = imported if name == "jobs" else getattr(imported, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -19,11 +19,12 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import _store_inputs as _inputs
 from ._store_schema import JSON_COLUMNS, MIGRATIONS
@@ -37,7 +38,7 @@ LOG_TAIL = 200  # log lines kept per job (the newest)
 LOG_LINE_MAX = 2_000
 
 
-class JobState(str, Enum):
+class JobState(StrEnum):
     """Where a job is. fal itself knows only IN_QUEUE / IN_PROGRESS / COMPLETED; the rest are ours."""
 
     SUBMITTING = "SUBMITTING"  # stored locally, uploads / POST not yet acknowledged (no request id yet)
@@ -52,9 +53,6 @@ class JobState(str, Enum):
     def terminal(self) -> bool:
         """True once nothing more will happen to the job."""
         return self in _TERMINAL
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
@@ -293,13 +291,22 @@ class JobStore:
                     (_to_sql(n, getattr(record, n)) for n in COLUMNS))
         return record
 
-    def save(self, record: JobRecord, names: Iterable[str], *, owner: str | None = None) -> bool:
+    def save(self, record: JobRecord, names: Iterable[str], *, owner: str | None = None,
+             release: bool = False) -> bool:
         """Write these fields of ``record``; with ``owner``, only while that owner holds the job."""
         values = {n: getattr(record, n) for n in names}
-        return self.update(record.id, owner=owner, **values)
+        return self.update(record.id, owner=owner, release=release, **values)
 
-    def update(self, job_id: str, *, owner: str | None = None, **values: Any) -> bool:
-        """Set columns of one row (``updated_at`` too). With ``owner``, nothing changes unless it holds the job."""
+    def update(self, job_id: str, *, owner: str | None = None, unfinished: bool = False, release: bool = False,
+               **values: Any) -> bool:
+        """Set columns of one row (``updated_at`` too).
+
+        With ``owner``, nothing changes unless that owner holds the job and it is unfinished (a job another
+        process finished or cancelled stays as it is); ``unfinished`` alone checks only the latter;
+        ``release`` also drops the lease in the same write.
+        """
+        if release:
+            values.update(owner=None, lease_until=None)
         if "arguments" in values:
             values["arguments"] = self.store_inputs(values["arguments"])
         values.setdefault("updated_at", utcnow())
@@ -312,6 +319,9 @@ class JobStore:
         if owner is not None:
             where += " AND owner = ?"
             params.append(owner)
+        if owner is not None or unfinished:
+            where += f" AND state IN ({', '.join('?' for _ in UNFINISHED)})"
+            params += UNFINISHED
         return self._write(f"UPDATE jobs SET {sets} WHERE {where}", params) == 1
 
     def get(self, job_id: str) -> JobRecord | None:

@@ -1,0 +1,288 @@
+"""What happens to one job on the runtime loop: submit, follow, fetch the result once, download its media.
+
+Each step persists before and after it talks to fal, so a process killed at any point leaves a row another
+process can finish: no request id → submit again; request id, no result → follow; result → download.
+Writes are conditional on still owning the job; when another process took it over (or cancelled it), the
+step raises :class:`LostJob` and this process lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import os
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import FalError, NotFoundError, ResultExpiredError, TransportError
+from .store import JobState, utcnow
+
+if TYPE_CHECKING:
+    from ._job import Job
+    from ._models import RequestHandle, Status
+    from .runtime import JobManager
+
+__all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer"]
+
+log = logging.getLogger("fal_notebook")
+MEDIA_KEYS = ("images", "image", "video", "videos", "audio")
+
+
+class LostJob(Exception):
+    """Another process holds the job now, or it was finished elsewhere: stop following, change nothing."""
+
+
+class PollPacer:
+    """Adaptive polling: quick at first, backing off to 5 s while the queue position stands still."""
+
+    FIRST, QUEUE_MAX, RUN_START, RUN_MAX = 0.25, 5.0, 0.5, 2.0
+
+    def __init__(self) -> None:
+        self.interval = self.FIRST
+        self._last: tuple[str, int | None] | None = None
+
+    def next(self, state: str, position: int | None) -> float:
+        """Seconds to wait after a reading in ``state`` at ``position``."""
+        seen = (state, position)
+        if self._last is not None and seen != self._last:  # moved: look again soon
+            self.interval = self.RUN_START if state == "IN_PROGRESS" else self.FIRST
+        elif state == "IN_PROGRESS":
+            self.interval = min(max(self.interval, self.RUN_START) * 1.25, self.RUN_MAX)
+        else:
+            self.interval = min(self.interval * 1.6, self.QUEUE_MAX)
+        self._last = seen
+        return self.interval
+
+
+# -- results and media ---------------------------------------------------------------------------------------
+def _is_media(value: Any, key: str | None) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("url"), str) and (
+        "content_type" in value or key in MEDIA_KEYS)
+
+
+def _walk(value: Any, key: str | None = None) -> Iterator[dict]:
+    if _is_media(value, key):
+        yield value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _walk(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item, key)
+
+
+def media_items(result: dict) -> list[dict]:
+    """fal's file objects in display order: ``images``, ``image``, ``video``, then any ``{url, content_type}``."""
+    ordered: list[dict] = []
+    for key in ("images", "image", "video"):
+        ordered += list(_walk(result.get(key), key)) if key in result else []
+    rest = {k: v for k, v in result.items() if k not in ("images", "image", "video")}
+    ordered += list(_walk(rest))
+    unique: dict[int, dict] = {id(item): item for item in ordered}
+    return list(unique.values())
+
+
+def output_name(job_id: str, index: int, item: dict) -> str:
+    """``<job id>-<n>-<safe name>``: fal's ``file_name`` or the URL's last segment, extension from the type."""
+    from .media import safe_filename
+
+    url = item["url"]
+    name = item.get("file_name") if isinstance(item.get("file_name"), str) else ""
+    if not name and not url.startswith("data:"):
+        name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    content_type = str(item.get("content_type") or "").split(";")[0].strip()
+    ext = mimetypes.guess_extension(content_type) if content_type else None
+    stem = safe_filename(name, default="output")
+    if ext and not Path(stem).suffix:
+        stem += ext
+    return f"{job_id}-{index}-{stem}"
+
+
+def inside(folder: Path, name: str) -> Path:
+    """``folder/name``, refused (``FalError``) if it would resolve outside ``folder``."""
+    dest = (folder / name).resolve()
+    if not dest.is_relative_to(folder.resolve()) or dest == folder.resolve():
+        raise FalError(f"refusing to write {name!r} outside {folder}")
+    return dest
+
+
+# -- steps ---------------------------------------------------------------------------------------------------
+def handle_of(job: Job) -> RequestHandle:
+    from ._models import RequestHandle
+
+    rec = job._record
+    return RequestHandle(rec.request_id, rec.endpoint, rec.status_url, rec.response_url, rec.cancel_url)
+
+
+async def _upload_all(mgr: JobManager, arguments: dict, uploads: list[tuple[str, Any]]) -> dict:
+    from .catalog.validate import replace_at
+    from .storage import async_upload
+
+    for json_path, source in uploads:
+        source = Path(source) if isinstance(source, (str, os.PathLike)) else source
+        url = await async_upload(mgr.client, source)
+        arguments = replace_at(arguments, json_path, url)
+    return arguments
+
+
+def _arguments_to_send(mgr: JobManager, job: Job) -> tuple[dict, list[tuple[str, Any]]]:
+    """The stored input with data URIs rebuilt, and what still needs uploading (checked again on resume)."""
+    rec = job._record
+    arguments = mgr.store.restore_inputs(rec.arguments)
+    if job._uploads is not None:
+        return arguments, job._uploads
+    if not rec.options.get("validate", True):
+        return arguments, []
+    from .catalog.validate import validate
+
+    checked = validate(rec.endpoint, arguments, probe_videos=False, cache_dir=mgr.settings.schema_cache)
+    return checked.arguments, checked.uploads
+
+
+async def submit_step(mgr: JobManager, job: Job) -> None:
+    """Upload local inputs, store what will be sent, POST it, store the request id and URLs."""
+    rec = job._record
+    async with mgr.submit_slots:
+        job._phase = "uploading"
+        arguments, uploads = _arguments_to_send(mgr, job)
+        arguments = await _upload_all(mgr, arguments, uploads)
+        rec.arguments, job._uploads = arguments, []
+        rec.submit_attempts += 1
+        mgr.persist(job, "arguments", "submit_attempts")
+        job._phase = "posting"
+        options = {k: rec.options.get(k) for k in ("webhook_url", "priority", "start_timeout", "hint")}
+        try:
+            handle, status = await mgr.client.submit(rec.endpoint, arguments, **options)
+        finally:
+            job._phase = "following"
+            job.accepted.set()
+    rec.request_id, rec.status_url = handle.request_id, handle.status_url
+    rec.response_url, rec.cancel_url = handle.response_url, handle.cancel_url
+    rec.submitted_at, rec.state = utcnow(), JobState.IN_QUEUE
+    mgr.persist(job, "request_id", "status_url", "response_url", "cancel_url", "submitted_at", "state")
+    apply_status(mgr, job, status)
+
+
+def apply_status(mgr: JobManager, job: Job, status: Status) -> None:
+    """Copy a reading into the job; persist and notify only when something a user sees changed."""
+    rec = job._record
+    before = (rec.state, rec.queue_position, len(rec.logs), rec.inference_time)
+    if status.state == "IN_PROGRESS" or (status.done and rec.state is not JobState.IN_PROGRESS):
+        if rec.started_at is None:
+            rec.started_at = utcnow()
+        rec.state = JobState.IN_PROGRESS
+    rec.queue_position = status.queue_position if status.state == "IN_QUEUE" else None
+    messages = [str(entry.get("message", entry)) for entry in status.logs]
+    if len(messages) != len(rec.logs):
+        rec.logs = []
+        rec.add_logs(messages)
+    rec.inference_time = status.inference_time or rec.inference_time
+    if (rec.state, rec.queue_position, len(rec.logs), rec.inference_time) != before:
+        mgr.persist(job, "state", "queue_position", "logs", "inference_time", "started_at")
+
+
+async def _stream(mgr: JobManager, job: Job, handle: RequestHandle) -> bool:
+    """Follow by SSE while a stream slot is free; True once COMPLETED was seen."""
+    from ._sse import StreamUnavailable, sse_statuses
+
+    if mgr.sse_slots.locked():
+        return False
+    async with mgr.sse_slots:
+        try:
+            async with contextlib.aclosing(sse_statuses(mgr.client.session, handle)) as statuses:
+                async for status in statuses:
+                    apply_status(mgr, job, status)
+                    if status.done:
+                        return True
+        except (StreamUnavailable, TransportError) as exc:
+            log.debug("status stream of %s: %s; polling", handle.request_id, exc)
+    return False
+
+
+async def _poll(mgr: JobManager, job: Job, handle: RequestHandle) -> None:
+    pacer, failures = PollPacer(), 0
+    while True:
+        try:
+            status = await mgr.client.status(handle)
+        except TransportError as exc:
+            failures += 1
+            delay = min(30.0, 2.0 ** failures)
+            log.warning("status of %s failed (%s); trying again in %.0f s", handle.request_id, exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        except NotFoundError as exc:
+            raise ResultExpiredError(
+                f"fal no longer knows request {handle.request_id} ({exc}); results are kept 1 h after "
+                "completion (6 min when 10 KB or more)", status_code=404, request_id=handle.request_id
+            ) from exc
+        failures = 0
+        apply_status(mgr, job, status)
+        if status.done:
+            return
+        await asyncio.sleep(pacer.next(status.state, status.queue_position))
+
+
+async def follow_step(mgr: JobManager, job: Job) -> None:
+    """Until fal says COMPLETED: the SSE stream first, adaptive polling when it is unavailable or ends."""
+    handle = handle_of(job)
+    if not await _stream(mgr, job, handle):
+        await _poll(mgr, job, handle)
+
+
+async def result_step(mgr: JobManager, job: Job) -> None:
+    """Fetch the result exactly once (recorded in the store first) and keep it."""
+    rec = job._record
+    if not mgr.store.begin_result_fetch(rec.id, mgr.owner):
+        raise LostJob(rec.id)
+    rec.result_fetches += 1
+    rec.result = await mgr.client.result(handle_of(job))
+    mgr.persist(job, "result", "inference_time")
+
+
+async def _download_one(mgr: JobManager, job: Job, index: int, item: dict) -> str | None:
+    dest = inside(mgr.outputs, output_name(job.id, index, item))
+    if dest.exists() and dest.stat().st_size > 0:  # downloaded before a restart (writes are atomic)
+        return str(dest)
+    try:
+        async with mgr.download_slots:
+            await mgr.client.download(item["url"], dest)
+    except FalError as exc:
+        log.warning("job %s: could not download %s: %s", job.id, item["url"][:120], exc)
+        job._record.add_logs([f"download failed: {exc}"])
+        return None
+    return str(dest)
+
+
+async def download_step(mgr: JobManager, job: Job) -> None:
+    """Save every media item of the result into the outputs folder, concurrently (bounded)."""
+    items = media_items(job._record.result or {})
+    paths = await asyncio.gather(*(_download_one(mgr, job, n, item) for n, item in enumerate(items)))
+    job._record.files = [p for p in paths if p]
+    mgr.persist(job, "files", "logs")
+
+
+async def drive(mgr: JobManager, job: Job) -> None:
+    """Take a claimed job from wherever its row stands to a terminal state."""
+    rec = job._record
+    try:
+        if rec.request_id is None:
+            await submit_step(mgr, job)
+        if rec.result is None:
+            await follow_step(mgr, job)
+            await result_step(mgr, job)
+        await download_step(mgr, job)
+        mgr.finish(job, JobState.COMPLETED)
+    except LostJob:
+        mgr.lost(job)
+    except ResultExpiredError as exc:
+        mgr.finish(job, JobState.EXPIRED, exc)
+    except FalError as exc:
+        cancelled = getattr(exc, "error_type", None) == "request_cancelled"
+        mgr.finish(job, JobState.CANCELLED if cancelled else JobState.FAILED, exc)
+    except Exception as exc:  # a bug must still end the job visibly, not leave it hanging
+        log.exception("job %s failed inside fal_notebook", rec.id)
+        mgr.finish(job, JobState.FAILED, FalError(f"internal error while following the job: {exc!r}"))

@@ -1,0 +1,296 @@
+"""``Job`` and ``JobGroup``: what users hold. They read the runtime's in-memory record; the store is the copy.
+
+A job knows nothing about IPython: the presentation layer registers its own display for ``Job``. Callbacks
+given to :meth:`Job.on_change` run on the runtime thread and carry no data (re-read the job); an exception in
+one is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .errors import FalError, FalTimeoutError, JobCancelledError
+from .store import JobRecord, JobState, utcnow
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .runtime import JobManager
+
+__all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until"]
+
+log = logging.getLogger("fal_notebook")
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
+_SLICE = 0.1  # blocking waits wake this often, so Ctrl-C / a kernel interrupt lands promptly
+_REFRESH_EVERY = 0.25
+
+
+def error_to_dict(error: BaseException) -> dict[str, Any]:
+    """What the store keeps of an error: class, message and fal's fields. Never the key (errors carry none)."""
+    return {
+        "class": type(error).__name__,
+        "message": str(error),
+        "error_type": getattr(error, "error_type", None),
+        "detail": getattr(error, "detail", None),
+        "status_code": getattr(error, "status_code", None),
+        "request_id": getattr(error, "request_id", None),
+    }
+
+
+def error_from_dict(data: dict[str, Any]) -> FalError:
+    """The typed error back from its stored form (unknown classes become ``FalError``)."""
+    cls = getattr(errors, str(data.get("class")), FalError)
+    if not (isinstance(cls, type) and issubclass(cls, FalError)):
+        cls = FalError
+    message = data.get("message") or cls.__name__
+    if issubclass(cls, errors.RequestError):
+        return cls(message, status_code=data.get("status_code"), detail=data.get("detail"),
+                   error_type=data.get("error_type"), request_id=data.get("request_id"))
+    if cls in (JobCancelledError, FalTimeoutError):
+        return cls(message, request_id=data.get("request_id"))
+    try:
+        return cls(message)
+    except TypeError:  # a class with a richer constructor (ValidationError): keep the text
+        return FalError(message)
+
+
+def block_until(futures: Iterable[concurrent.futures.Future], timeout: float | None, what: str) -> None:
+    """Wait for every future in short slices (KeyboardInterrupt arrives promptly); ``FalTimeoutError`` late."""
+    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+    pending = set(futures)
+    while pending:
+        step = _SLICE if deadline is None else max(0.0, min(_SLICE, deadline - time.monotonic()))
+        _done, pending = concurrent.futures.wait(pending, timeout=step)
+        if pending and deadline is not None and time.monotonic() >= deadline:
+            raise FalTimeoutError(f"{what} did not finish within {timeout} s (it keeps running; "
+                                  "cancel it or wait again)", timeout=timeout)
+
+
+class Job:
+    """One request to a fal model: ``state``, ``result()``, ``files``, ``images``, ``cancel()``, ``await job``.
+
+    ``wait()`` returns the job whatever its outcome; ``result()``, ``await job`` and ``run()`` raise the job's
+    typed error (``JobFailedError``, ``ResultExpiredError``, ``JobCancelledError``) when it did not complete.
+    """
+
+    def __init__(self, manager: JobManager, record: JobRecord, *, live: bool = False) -> None:
+        self._manager = manager
+        self._record = record
+        self._live = live  # followed by this process's runtime (else: read from the store)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._waiters: list[concurrent.futures.Future] = []
+        self._callbacks: list[Callable[[], Any]] = []
+        self._uploads: list[tuple[str, Any]] | None = None  # fresh submits: what to upload before the POST
+        self._phase = "pending"
+        self._images: tuple[tuple[str, ...], list] | None = None
+        self._refreshed = time.monotonic()
+        self._error: tuple[int, FalError] | None = None
+        self.accepted = asyncio.Event()  # set on the runtime loop once the POST got an answer
+        self.warnings: list[str] = []
+        if record.state.terminal:
+            self._done.set()
+
+    # -- reading -----------------------------------------------------------------------------------------
+    @property
+    def _rec(self) -> JobRecord:
+        """The record; one followed elsewhere is re-read from the store (at most every 0.25 s)."""
+        if not self._live and not self._done.is_set() and time.monotonic() - self._refreshed > _REFRESH_EVERY:
+            self._manager.refresh(self)
+        return self._record
+
+    id = property(lambda self: self._record.id, doc="Local id (12 hex digits; a unique prefix resolves).")
+    request_id = property(lambda self: self._rec.request_id, doc="fal's request id; None until accepted.")
+    model = property(lambda self: self._record.endpoint, doc="The full endpoint id.")
+    arguments = property(lambda self: self._record.arguments, doc="The input as stored (data URIs by ref).")
+    state = property(lambda self: self._rec.state, doc="The :class:`JobState`.")
+    status = state
+    queue_position = property(lambda self: self._rec.queue_position)
+    logs = property(lambda self: list(self._rec.logs), doc="The newest log lines (strings).")
+    created_at = property(lambda self: self._record.created_at)
+    finished_at = property(lambda self: self._rec.finished_at)
+    inference_time = property(lambda self: self._rec.inference_time, doc="fal's metric, seconds.")
+    tags = property(lambda self: list(self._record.tags))
+    origin = property(lambda self: self._record.origin)
+    done = property(lambda self: self._rec.state.terminal, doc="True once the job reached a final state.")
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from creation to the end (or to now while running)."""
+        end = self._rec.finished_at or utcnow()
+        return max(0.0, (end - self._record.created_at).total_seconds())
+
+    @property
+    def error(self) -> FalError | None:
+        data = self._rec.error
+        if data is None:
+            return None
+        cached = self._error
+        if cached is None or cached[0] != id(data):
+            cached = (id(data), error_from_dict(data))
+            self._error = cached
+        return cached[1]
+
+    @property
+    def files(self) -> list[Path]:
+        """Local copies of the outputs (in ``$FAL_NOTEBOOK_OUTPUTS``), in fal's order."""
+        return [Path(p) for p in self._rec.files]
+
+    @property
+    def images(self) -> list[Image.Image]:
+        """The output images as PIL images, loaded from the local files on first use."""
+        paths = tuple(str(p) for p in self.files if p.suffix.lower() in IMAGE_SUFFIXES)
+        if self._images is None or self._images[0] != paths:
+            from PIL import Image
+
+            loaded = []
+            for path in paths:
+                with Image.open(path) as image:
+                    image.load()
+                    loaded.append(image.copy())
+            self._images = (paths, loaded)
+        return list(self._images[1])
+
+    @property
+    def video(self) -> Path | None:
+        return next((p for p in self.files if p.suffix.lower() in VIDEO_SUFFIXES), None)
+
+    # -- waiting -----------------------------------------------------------------------------------------
+    def _waiter(self) -> concurrent.futures.Future:
+        """A fresh future completed when the job ends (one per waiter: cancelling it touches nobody else)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self._done.is_set():
+                future.set_result(self)
+            else:
+                self._waiters.append(future)
+        if not future.done():
+            self._manager.watch(self)
+        return future
+
+    def wait(self, timeout: float | None = None) -> Job:
+        """Block until the job ends; ``FalTimeoutError`` after ``timeout`` s. Never raises the job's error."""
+        if not self.done:
+            block_until([self._waiter()], timeout, f"job {self.id}")
+        return self
+
+    def raise_for_state(self) -> None:
+        """Raise the job's typed error unless it COMPLETED."""
+        state = self._rec.state
+        if state is JobState.COMPLETED:
+            return
+        if not state.terminal:
+            raise FalError(f"job {self.id} is still {state.value}")
+        raise self.error or JobCancelledError(f"job {self.id} was cancelled", request_id=self.request_id)
+
+    def result(self, timeout: float | None = None) -> dict:
+        """fal's output, once the job completed; raises its typed error, or ``FalTimeoutError``."""
+        self.wait(timeout)
+        self.raise_for_state()
+        return self._record.result or {}
+
+    async def _wait_async(self) -> Job:
+        if not self.done:
+            await asyncio.wrap_future(self._waiter())
+        self.raise_for_state()
+        return self
+
+    def __await__(self):
+        """``await job`` waits without blocking the kernel's loop; raises the typed error like ``result()``."""
+        return self._wait_async().__await__()
+
+    def cancel(self, timeout: float | None = 10.0) -> str:
+        """Ask fal to cancel. Returns fal's answer (``CANCELLATION_REQUESTED`` / ``ALREADY_COMPLETED``) or
+        the final state when the job had already ended."""
+        return self._manager.cancel(self, timeout=timeout)
+
+    # -- change notification (runtime thread) -------------------------------------------------------------
+    def on_change(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Call ``callback()`` after every change; returns a function that unsubscribes it."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a change callback of job %s failed", self.id)
+
+    def _settle(self) -> None:
+        """The job ended: wake every waiter, then tell the subscribers."""
+        with self._lock:
+            self._done.set()
+            waiters, self._waiters = self._waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(self)
+        self._notify()
+
+    # -- display -----------------------------------------------------------------------------------------
+    def _summary(self) -> str:
+        rec = self._record
+        if rec.state is JobState.IN_QUEUE and rec.queue_position is not None:
+            return f"queue {rec.queue_position}"
+        if not rec.files:
+            return ""
+        videos = sum(1 for p in rec.files if Path(p).suffix.lower() in VIDEO_SUFFIXES)
+        images = len(rec.files) - videos
+        parts = [f"{images} image{'s' * (images != 1)}"] if images else []
+        parts += [f"{videos} video{'s' * (videos != 1)}"] if videos else []
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        rec = self._record
+        model = rec.endpoint.split("/", 1)[1] if rec.endpoint.startswith("fal-ai/") else rec.endpoint
+        parts = [rec.id[:6], model, rec.state.value, self._summary(), f"{self.elapsed:.1f}s"]
+        return "<Job " + " ".join(p for p in parts if p) + ">"
+
+
+class JobGroup(list):
+    """Jobs submitted together (``--n`` / ``--sweep``): wait, cancel and collect images as one."""
+
+    def wait(self, timeout: float | None = None) -> JobGroup:
+        block_until([job._waiter() for job in self if not job.done], timeout, f"{len(self)} jobs")
+        return self
+
+    def cancel(self) -> list[str]:
+        return [job.cancel() for job in self]
+
+    @property
+    def done(self) -> bool:
+        return all(job.done for job in self)
+
+    @property
+    def images(self) -> list:
+        return [image for job in self for image in job.images]
+
+    @property
+    def files(self) -> list[Path]:
+        return [path for job in self for path in job.files]
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for job in self:
+            counts[job.state.value] = counts.get(job.state.value, 0) + 1
+        text = ", ".join(f"{n} {state}" for state, n in counts.items())
+        return f"<JobGroup {len(self)} jobs{': ' + text if text else ''}>"
+

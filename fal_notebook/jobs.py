@@ -1,0 +1,168 @@
+"""The Job API: submit requests that run in the background and are never lost.
+
+    job = fal_notebook.submit("nano-banana-pro", prompt="a red fox")   # returns at once
+    job.wait().images                                                   # PIL images from local files
+    job = fal_notebook.run("fal-ai/flux/dev", {"prompt": "…"})         # blocks; Ctrl-C cancels the request
+    job = await fal_notebook.run_async("fal-ai/flux/dev", prompt="…")
+
+Module functions use one default :class:`JobManager` per process, made on first use from the environment
+(``load_settings()``) and made again when the environment points elsewhere (another home, endpoint or key).
+
+Old skill verbs → here: ``submit`` → :func:`submit`; ``check_status`` → ``job.state`` / :func:`get`;
+``get_result`` → ``job.result()``; ``poll_pending`` → :func:`resume` + :func:`wait`; ``list_pending`` →
+``jobs(state=UNFINISHED)``; ``file_to_data_uri`` → ``fal_notebook.media.to_data_uri``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ._job import Job, JobGroup, block_until
+from .runtime import JobManager
+from .store import UNFINISHED, JobState
+
+__all__ = [
+    "JobState", "Job", "JobGroup", "JobManager", "UNFINISHED",
+    "submit", "run", "run_async", "get", "jobs", "wait", "resume", "manager", "set_manager",
+    "set_default_origin", "reset_for_tests",
+]
+
+log = logging.getLogger("fal_notebook")
+_lock = threading.Lock()
+_default: JobManager | None = None
+_origin: str | None = None
+_CANCEL_TIMEOUT = 10.0
+
+
+def manager() -> JobManager:
+    """The process's default manager, started (its unfinished jobs resumed) on first use."""
+    global _default
+    from .config import load_settings
+
+    settings = load_settings()
+    with _lock:
+        current = _default
+        if current is None or current.settings != settings or current._closed:
+            if current is not None:
+                log.debug("the environment changed; closing %r", current)
+                current.close()
+            current = _default = JobManager(settings, origin=_origin)
+    return current.start()
+
+
+def set_manager(new: JobManager | None) -> None:
+    """Use ``new`` for the module functions (closing the previous default); ``None`` makes one lazily."""
+    global _default
+    with _lock:
+        old, _default = _default, new
+    if old is not None and old is not new:
+        old.close()
+
+
+def set_default_origin(origin: str | None) -> None:
+    """Record new jobs under ``origin`` (the CLI uses ``"cli"``); ``None``: notebook path or ``"script"``."""
+    global _origin
+    _origin = origin
+    set_manager(None)
+
+
+def reset_for_tests() -> None:
+    """Close the default manager so the next call builds one from the current environment."""
+    set_manager(None)
+
+
+def submit(model: str, arguments: Mapping[str, Any] | None = None, /, *, validate: bool = True,
+           tags: Iterable[str] = (), priority: str | None = None, webhook_url: str | None = None,
+           start_timeout: float | None = None, hint: str | None = None, **fields: Any) -> Job:
+    """Queue a request and return its :class:`Job` at once. ``fields`` add to ``arguments``.
+
+    Raises ``ValidationError`` (nothing was sent) unless ``validate=False``.
+    """
+    return manager().submit(model, arguments, validate=validate, tags=tags, priority=priority,
+                            webhook_url=webhook_url, start_timeout=start_timeout, hint=hint, **fields)
+
+
+def run(model: str, arguments: Mapping[str, Any] | None = None, /, *, timeout: float | None = None,
+        **options: Any) -> Job:
+    """Submit and block until the job ends. Raises its typed error; ``FalTimeoutError`` after ``timeout``.
+
+    A ``KeyboardInterrupt`` (Ctrl-C, a kernel interrupt) cancels the remote request, then propagates.
+    """
+    job = submit(model, arguments, **options)
+    try:
+        job.wait(timeout)
+    except KeyboardInterrupt:
+        _cancel_quietly(job)
+        raise
+    job.raise_for_state()
+    return job
+
+
+def _cancel_quietly(job: Job) -> None:
+    try:
+        answer = job.cancel(timeout=_CANCEL_TIMEOUT)
+        log.info("job %s interrupted; cancel: %s", job.id, answer)
+    except Exception as exc:  # the interrupt matters more than a failed cancel
+        log.warning("job %s interrupted, but cancelling it failed: %s", job.id, exc)
+
+
+async def run_async(model: str, arguments: Mapping[str, Any] | None = None, /, *,
+                    timeout: float | None = None, **options: Any) -> Job:
+    """``await`` form of :func:`run` for the kernel's loop (which it never blocks).
+
+    Cancelling the awaiting task cancels the remote request. A kernel interrupt reaches a top-level
+    ``await`` only when it finishes (ipykernel); prefer :func:`run` when that matters.
+    """
+    job = await asyncio.to_thread(submit, model, arguments, **options)
+    try:
+        return await asyncio.wait_for(job._wait_async(), timeout)
+    except TimeoutError:
+        from .errors import FalTimeoutError
+
+        raise FalTimeoutError(f"job {job.id} did not finish within {timeout} s", timeout=timeout,
+                              request_id=job.request_id) from None
+    except asyncio.CancelledError:
+        await asyncio.to_thread(_cancel_quietly, job)
+        raise
+
+
+def get(ref: str) -> Job:
+    """A job by local id, fal request id or a unique prefix of either (``NotFoundError`` otherwise)."""
+    return manager().get(ref)
+
+
+def jobs(model: str | None = None, state: JobState | str | Iterable | None = None, origin: str | None = None,
+         all: bool = False, limit: int | None = None) -> list[Job]:  # noqa: A002 - the public name is `all`
+    """Stored jobs, newest first: this notebook's (or script's) unless ``origin`` or ``all=True``."""
+    return manager().jobs(model=model, state=state, origin=origin, all=all, limit=limit)
+
+
+def wait(jobs: Iterable[Job] | None = None, timeout: float | None = None) -> list[Job]:
+    """Block until ``jobs`` (default: this origin's unfinished ones) end; returns them.
+
+    ``FalTimeoutError`` after ``timeout`` seconds; the jobs keep running.
+    """
+    targets = list(jobs) if jobs is not None else manager().unfinished()
+    block_until([job._waiter() for job in targets if not job.done], timeout, f"{len(targets)} job(s)")
+    return targets
+
+
+def resume(all: bool = False) -> list[Job]:  # noqa: A002
+    """Follow unfinished jobs again (this origin's; every origin's with ``all=True``); returns those taken."""
+    return manager().resume(all=all)
+
+
+class _CallableModule(types.ModuleType):
+    """``fal_notebook.jobs`` is this module once imported, and also the listing function: ``jobs(...)``."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[Job]:
+        return jobs(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
