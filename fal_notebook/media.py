@@ -97,8 +97,12 @@ def safe_filename(name: str, default: str = "file", max_length: int = 120) -> st
     return f"{stem}.{ext}" if ext else stem
 
 
-def _size_text(size: float) -> str:
-    return f"{size / MB:.1f} MB" if size >= MB else f"{int(size)} bytes"
+def _size_text(size: float, limit: float | None = None) -> str:
+    """``250.3 MB``; exact bytes when the rounded figure would not show that ``size`` is over ``limit``."""
+    text = f"{size / MB:.1f} MB" if size >= MB else f"{int(size)} bytes"
+    if limit is not None and size > limit and round(size / MB, 1) <= limit / MB:
+        text = f"{int(size):,} bytes"
+    return text
 
 
 def to_data_uri(path: str | os.PathLike, *, max_bytes: int = 200 * MB, content_type: str | None = None) -> str:
@@ -111,7 +115,7 @@ def to_data_uri(path: str | os.PathLike, *, max_bytes: int = 200 * MB, content_t
         raise UploadError(f"no such file: {str(source)!r}")
     size = source.stat().st_size
     if size > max_bytes:
-        raise UploadError(f"{source.name} is {_size_text(size)}; the limit for a data URI is "
+        raise UploadError(f"{source.name} is {_size_text(size, max_bytes)}; the limit for a data URI is "
                           f"{_size_text(max_bytes)} (upload it instead)")
     kind = content_type or guess_content_type(source.name)
     parts = [f"data:{kind};base64,"]
@@ -172,7 +176,7 @@ def check_video(path: str | os.PathLike, limits: VideoLimits | None = None, *, p
         return [Problem(field, f"container {source.suffix or '(none)'!r} is not accepted", formats)]
     size = source.stat().st_size
     if limits.max_mb and size > limits.max_mb * MB:
-        return [Problem(field, f"the file is {size / MB:.1f} MB; the limit is {limits.max_mb:g} MB",
+        return [Problem(field, f"the file is {_size_text(size, limits.max_mb * MB)}; the limit is {limits.max_mb:g} MB",
                         f"at most {limits.max_mb:g} MB")]
     if not probe:
         return []
