@@ -10,6 +10,7 @@ When the stream is not offered (404/405/406, or not ``text/event-stream``) or br
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from httpx_sse import EventSource
 
 from ._http import translate_errors
 from ._models import Status
-from .errors import FalError
+from .errors import FalError, TransportError
 
 if TYPE_CHECKING:
     from ._models import RequestHandle
@@ -52,26 +53,37 @@ def _parse(data: str) -> dict:
     return body
 
 
-async def sse_statuses(
-    session: HttpSession, handle: RequestHandle, *, logs: bool = True
-) -> AsyncIterator[Status]:
-    """Yield one ``Status`` per event (cumulative logs) until COMPLETED; raise ``StreamUnavailable`` when
-    the stream is not there or ends early. Auth errors and other fal answers raise their typed errors."""
-    what = f"status stream of request {handle.request_id}"
+async def _open(session: HttpSession, handle: RequestHandle, *, logs: bool, what: str) -> httpx.Response:
+    """Open the stream. The answer's headers must come within the client's own read timeout (a hung stream
+    falls back to polling at once); after that, reads may wait up to ``STREAM_READ_TIMEOUT`` between events.
+    A transport failure is not retried here: polling, which follows, has the retries."""
     base = session.timeout
     timeout = httpx.Timeout(base.connect, read=STREAM_READ_TIMEOUT, write=base.write, pool=base.pool)
-    response = await session.send(
+    opening = session.send(
         "GET",
         stream_url(handle.status_url),
         what=what,
         api=True,
-        idempotent=True,
+        idempotent=False,
         accept=NOT_OFFERED,
         stream=True,
         timeout=timeout,
         params={"logs": "1" if logs else "0"},
         headers={"Accept": "text/event-stream", "Cache-Control": "no-store"},
     )
+    try:
+        return await asyncio.wait_for(opening, timeout=base.read)
+    except (TimeoutError, TransportError) as exc:  # FalTimeoutError is a TimeoutError too
+        raise StreamUnavailable(f"could not open the stream ({exc or type(exc).__name__})") from exc
+
+
+async def sse_statuses(
+    session: HttpSession, handle: RequestHandle, *, logs: bool = True
+) -> AsyncIterator[Status]:
+    """Yield one ``Status`` per event (cumulative logs) until COMPLETED; raise ``StreamUnavailable`` when
+    the stream is not there or ends early. Auth errors and other fal answers raise their typed errors."""
+    what = f"status stream of request {handle.request_id}"
+    response = await _open(session, handle, logs=logs, what=what)
     try:
         content_type = response.headers.get("content-type", "")
         if response.status_code in NOT_OFFERED or "text/event-stream" not in content_type:

@@ -198,6 +198,20 @@ def test_hung_status_times_out_and_retries_are_bounded(make_client, emulator) ->
     assert len(seen(emulator, "GET", suffix="/status")) == ATTEMPTS
 
 
+def test_hung_stream_falls_back_to_polling_and_stays_bounded(make_client, emulator) -> None:
+    emulator.configure("hung_status", fault_count=100, hang_seconds=3)
+    client = make_client(timeout=httpx.Timeout(0.3, connect=5))
+
+    async def scenario() -> None:
+        handle, _ = await client.submit(MODEL, {"prompt": "x"})
+        await _to_end(client, handle, poll_interval=0.02)
+
+    with pytest.raises(FalTimeoutError):
+        run(scenario())
+    assert len(seen(emulator, "GET", suffix="/status/stream")) == 1
+    assert len(seen(emulator, "GET", suffix="/status")) == ATTEMPTS
+
+
 def test_hung_status_recovers_when_the_server_answers_again(make_client, emulator, sleeps) -> None:
     emulator.configure("hung_status", fault_count=1, hang_seconds=3)
 
