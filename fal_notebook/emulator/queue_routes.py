@@ -121,32 +121,29 @@ def _wants_logs(request: Request) -> bool:
     return request.query_params.get("logs", "0").strip().lower() in _TRUE
 
 
-async def _status_fault(state: EmulatorState) -> Response | None:
+async def _status_refusal(state: EmulatorState, job: EmulatedJob | None) -> Response | None:
+    """What status calls (poll or stream) answer before looking at the job: injected faults, unknown ids."""
     knobs = state.knobs
     if knobs.scenario == "reset" and state.gate.take("reset", knobs.fault_count):
         return ResetResponse()
     if knobs.scenario == "hung_status" and state.gate.take("hung_status", knobs.fault_count):
         await asyncio.sleep(knobs.hang_seconds)
-    return None
+    return fal_json(404, {"status": "NOT_FOUND"}) if job is None else None
 
 
 async def _status(request: Request, state: EmulatorState, job: EmulatedJob | None) -> Response:
-    fault = await _status_fault(state)
-    if fault is not None:
-        return fault
-    if job is None:
-        return fal_json(404, {"status": "NOT_FOUND"})
+    refusal = await _status_refusal(state, job)
+    if refusal is not None or job is None:
+        return refusal or fal_json(404, {"status": "NOT_FOUND"})
     snap = state.book.snapshot(job)
     body = status_body(base_url(request), job, snap, snap.logs if _wants_logs(request) else None)
     return fal_json(200 if snap.status == "COMPLETED" else 202, body, request_id=job.request_id)
 
 
 async def _stream(request: Request, state: EmulatorState, job: EmulatedJob | None) -> Response:
-    fault = await _status_fault(state)
-    if fault is not None:
-        return fault
-    if job is None:
-        return fal_json(404, {"status": "NOT_FOUND"})
+    refusal = await _status_refusal(state, job)
+    if refusal is not None or job is None:
+        return refusal or fal_json(404, {"status": "NOT_FOUND"})
     events = _events(base_url(request), state, job, _wants_logs(request))
     headers = {"x-fal-request-id": job.request_id, "cache-control": "no-cache"}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
