@@ -88,7 +88,6 @@ class AsyncQueueClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.session = HttpSession(settings, transport=transport, timeout=timeout, retry=retry)
-        self._storage_token: Any = None  # storage.py caches the CDN token here (per client, not per loop)
 
     @property
     def settings(self) -> Settings:

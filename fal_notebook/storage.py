@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import mimetypes
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -137,10 +138,13 @@ def _parse_token(body: Any, fallback_base: str) -> _Token:
         raise UploadError(f"fal's storage token reply is incomplete ({exc!r})") from exc
 
 
+_tokens: weakref.WeakKeyDictionary[AsyncQueueClient, _Token] = weakref.WeakKeyDictionary()
+
+
 async def _token(client: AsyncQueueClient) -> _Token:
     """The CDN token, fetched with the API key and cached on the client until shortly before it expires."""
-    cached = client._storage_token
-    if isinstance(cached, _Token) and cached.fresh():
+    cached = _tokens.get(client)
+    if cached is not None and cached.fresh():
         return cached
     endpoints = client.settings.endpoints
     response = await client.session.send(
@@ -153,7 +157,7 @@ async def _token(client: AsyncQueueClient) -> _Token:
         json={},
     )
     token = _parse_token(response_json(response), endpoints.cdn)
-    client._storage_token = token
+    _tokens[client] = token
     return token
 
 

@@ -121,7 +121,7 @@ def test_token_is_cached_until_it_expires() -> None:
     asyncio.run(twice())
     assert len(server.find("/storage/auth/token")) == 1
     server.token_minutes = 0.1  # within the refresh margin: fetched again each time
-    client._storage_token = None
+    storage._tokens.pop(client)
     asyncio.run(twice())
     assert len(server.find("/storage/auth/token")) == 3
 
