@@ -90,7 +90,9 @@ def _find(model: str) -> ModelSpec | None:
         if spec is not None:
             return spec
     target = _aliases().get(name.lower())
-    return _registered.get(target) or _bundle().get(target) if target else None
+    if target is None:
+        return None
+    return _registered.get(target) or _bundle().get(target)
 
 
 def get(model: str) -> ModelSpec:

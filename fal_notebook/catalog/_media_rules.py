@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import Problem
 from ._schema import format_path, json_type
@@ -119,8 +120,7 @@ def _classify_string(spec: ModelSpec, media: MediaField, where: str, value: str,
     if not text:
         return Problem(where, "is empty", _ANY)
     if lowered.startswith(("http://", "https://")):
-        return None if "." in text.split("/")[2] or ":" in text.split("/")[2] else Problem(
-            where, f"{text!r} is not a usable URL (no host)", _ANY)
+        return None if urlsplit(text).hostname else Problem(where, f"{text!r} is not a usable URL (no host)", _ANY)
     if lowered.startswith("data:"):
         return _check_data_uri(spec, media, where, text)
     if re.match(r"^[a-z][a-z0-9+.-]+://", lowered):

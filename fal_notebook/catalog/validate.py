@@ -7,6 +7,7 @@ media values, reference totals, prompt references and local video limits come fr
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,8 +87,6 @@ def _plain(value: Any) -> Any:
 def replace_at(arguments: dict, json_path: str, value: Any) -> dict:
     """Return a copy of ``arguments`` with the item at ``json_path`` (``elements[0].frontal_image_url``)
     replaced, e.g. by the CDN URL of an upload."""
-    import re
-
     out = _plain(arguments)
     parts: list[Any] = [int(p[1:-1]) if p.startswith("[") else p for p in re.findall(r"\[\d+\]|[^.\[\]]+", json_path)]
     node = out
