@@ -27,10 +27,10 @@ def _emulator_server() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def emulator(_emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
-    """The session's emulator, reset to the ``fast`` scenario with default knobs and no recorded requests."""
+    """The session's emulator, reset to ``fast`` with default knobs, no jobs and no recorded requests."""
     _emulator_server.reset("fast")
     yield _emulator_server
-    _emulator_server.reset("fast")  # release anything a test left held
+    _emulator_server.reset("fast")  # drop anything a test left held
 
 
 @pytest.fixture

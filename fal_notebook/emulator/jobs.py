@@ -165,9 +165,10 @@ class JobBook:
             job.cancelled = now
             return True
 
-    def hold(self, job: EmulatedJob) -> None:
+    def clear(self) -> None:
+        """Forget every job (between tests: each test sees only its own)."""
         with self._lock:
-            job.held = True
+            self._jobs.clear()
 
     def release(self, request_id: str | None = None) -> int:
         """Let held jobs start now; returns how many were released."""

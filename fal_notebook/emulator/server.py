@@ -108,7 +108,7 @@ class EmulatorServer:
         return self.state.configure(**knobs)
 
     def reset(self, scenario: str = "fast") -> None:
-        """Default knobs, no hold, nothing recorded: what the ``emulator`` fixture does before each test."""
+        """Default knobs, no jobs, no hold, nothing recorded: what the ``emulator`` fixture does per test."""
         self.state.reset(scenario)
 
     @property

@@ -67,13 +67,13 @@ class EmulatorState:
         return knobs
 
     def reset(self, scenario: str = "fast") -> None:
-        """Back to a fresh scenario with default knobs, nothing held, no records (used between tests)."""
+        """Back to a fresh scenario with default knobs, no jobs, nothing held, no records (between tests)."""
         with self._lock:
             self._knobs = Knobs(scenario=scenario)
             self._records.clear()
         self.gate.reset()
         self.hold_new = False
-        self.book.release()
+        self.book.clear()
 
     def record(self, seen: SeenRequest) -> None:
         with self._lock:
