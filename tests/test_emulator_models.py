@@ -141,3 +141,13 @@ def test_openapi_for_unknown_model_is_404(emulator):
 
 def test_every_catalogue_model_is_served(emulator):
     assert {spec.id for spec in catalog.models()} <= set(known_model_ids())
+
+
+def test_extra_model_document_builds_a_catalogue_spec(emulator):
+    from fal_notebook.catalog.openapi import spec_from_openapi
+
+    doc = httpx.get(f"{emulator.url}/api/openapi/queue/openapi.json",
+                    params={"endpoint_id": "fal-ai/fast-sdxl"}).json()
+    spec = spec_from_openapi(doc, "fal-ai/fast-sdxl")
+    assert spec.id == "fal-ai/fast-sdxl" and spec.output == "images" and "prompt" in spec.required
+    assert list(spec.input_schema["properties"])[:2] == ["prompt", "negative_prompt"]

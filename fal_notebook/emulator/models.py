@@ -16,7 +16,7 @@ from typing import Any
 from fal_notebook.emulator import render
 from fal_notebook.emulator.blobs import BlobStore
 from fal_notebook.emulator.extra_models import EXTRA_MODEL_IDS, extra_openapi
-from fal_notebook.emulator.openapi_doc import FILE, IMAGE, build_openapi, schema_name
+from fal_notebook.emulator.openapi_doc import schema_name
 
 __all__ = ["EmulatedModel", "find_model", "known_model_ids", "validate_input", "make_output"]
 
@@ -91,17 +91,9 @@ def known_model_ids() -> list[str]:
 
 
 def _catalogue_openapi(spec: Any) -> dict[str, Any]:
-    try:
-        from fal_notebook.catalog.openapi import openapi_from_spec
-    except ImportError:
-        openapi_from_spec = None
-    if openapi_from_spec is not None:
-        return openapi_from_spec(spec)
-    output = {"video": {"$ref": "#/components/schemas/File"}} if spec.output == "video" else {
-        "images": {"type": "array", "items": {"$ref": "#/components/schemas/Image"}}, "seed": {"type": "integer"}}
-    return build_openapi(spec.id, category=spec.category, input_schema=spec.input_schema,
-                         output_schema={"type": "object", "properties": output, "required": list(output)[:1]},
-                         shared={"Image": IMAGE, "File": FILE})
+    from fal_notebook.catalog.openapi import openapi_from_spec
+
+    return openapi_from_spec(spec)
 
 
 # ---------------------------------------------------------------------------------------------- validation

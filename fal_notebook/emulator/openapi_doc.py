@@ -1,7 +1,5 @@
-"""Per-model OpenAPI documents in fal's shape (OpenAPI 3.0.4, ``x-fal-metadata``, paths under the full id).
-
-Used for the emulator's own extra models, and for catalogue models when the catalogue offers no
-``openapi_from_spec``.
+"""Per-model OpenAPI documents in fal's shape (OpenAPI 3.0.4, ``x-fal-metadata``, paths under the full id),
+for the emulator's extra models (catalogue models use ``fal_notebook.catalog.openapi.openapi_from_spec``).
 """
 
 from __future__ import annotations
@@ -9,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["build_openapi", "schema_name", "QUEUE_STATUS", "IMAGE", "FILE"]
+__all__ = ["build_openapi", "schema_name", "QUEUE_STATUS", "IMAGE"]
 
 QUEUE_STATUS: dict[str, Any] = {
     "type": "object",
@@ -40,15 +38,6 @@ IMAGE: dict[str, Any] = {
     },
     "required": ["url"],
 }
-FILE: dict[str, Any] = {
-    "title": "File",
-    "type": "object",
-    "x-fal-order-properties": ["url", "content_type", "file_name", "file_size"],
-    "properties": {k: IMAGE["properties"][k] for k in ("url", "content_type", "file_name", "file_size")},
-    "required": ["url"],
-}
-
-
 def schema_name(endpoint_id: str) -> str:
     """``fal-ai/fast-sdxl`` → ``FastSdxl``; ``fal-ai/flux/dev/image-to-image`` → ``FluxDevImageToImage``."""
     parts = endpoint_id.split("/")[1:] or endpoint_id.split("/")
