@@ -77,6 +77,21 @@ def _request_paths(endpoint_id: str) -> dict[str, Any]:
     }
 
 
+def _info(endpoint_id: str, category: str) -> dict[str, Any]:
+    return {
+        "title": "Queue OpenAPI for " + endpoint_id,
+        "version": "1.0.0",
+        "description": "The OpenAPI schema for the " + endpoint_id + " queue.",
+        "x-fal-metadata": {
+            "endpointId": endpoint_id,
+            "category": category,
+            "thumbnailUrl": "https://fal.media/files/placeholder/thumbnail.jpg",
+            "playgroundUrl": f"https://fal.ai/models/{endpoint_id}",
+            "documentationUrl": f"https://fal.ai/models/{endpoint_id}/api",
+        },
+    }
+
+
 def build_openapi(
     endpoint_id: str,
     *,
@@ -104,18 +119,7 @@ def build_openapi(
                f"{name}Output": _ordered(output_schema), **(shared or {})}
     return {
         "openapi": "3.0.4",
-        "info": {
-            "title": "Queue OpenAPI for " + endpoint_id,
-            "version": "1.0.0",
-            "description": "The OpenAPI schema for the " + endpoint_id + " queue.",
-            "x-fal-metadata": {
-                "endpointId": endpoint_id,
-                "category": category,
-                "thumbnailUrl": "https://fal.media/files/placeholder/thumbnail.jpg",
-                "playgroundUrl": f"https://fal.ai/models/{endpoint_id}",
-                "documentationUrl": f"https://fal.ai/models/{endpoint_id}/api",
-            },
-        },
+        "info": _info(endpoint_id, category),
         "components": {
             "securitySchemes": {"apiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
                                                "description": 'Fal Key, as "Key <key_id>:<key_secret>"'}},
