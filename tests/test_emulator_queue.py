@@ -35,7 +35,7 @@ def test_urls_follow_the_host_the_client_used(emulator):
 
 
 def test_status_codes_logs_and_metrics_through_the_lifecycle(emulator, emu_http, wait_for):
-    emulator.configure(run_seconds=0.6)
+    emulator.configure(run_seconds=1.0)
     emulator.hold()
     reply = submit(emu_http)
     queued = emu_http.get(reply["status_url"])
@@ -56,7 +56,7 @@ def test_status_codes_logs_and_metrics_through_the_lifecycle(emulator, emu_http,
     assert [e["message"] for e in body["logs"]][:1] == ["Loading model"]
     assert len(body["logs"]) == emulator.knobs.log_lines  # cumulative: every line so far
     assert {"message", "level", "source", "timestamp"} <= set(body["logs"][0])
-    assert body["metrics"]["inference_time"] == pytest.approx(0.6, abs=0.05)
+    assert body["metrics"]["inference_time"] == pytest.approx(1.0, abs=0.05)
     assert "error" not in body
 
 
@@ -71,7 +71,7 @@ def test_logs_are_cumulative_on_poll(emulator, emu_http, completed):
 
 
 def test_queue_position_counts_down(emulator, emu_http, wait_for):
-    emulator.configure(queue_seconds=0.8, queue_ahead=3)
+    emulator.configure(queue_seconds=1.2, queue_ahead=3)
     reply = submit(emu_http)
     positions = []
 
@@ -83,7 +83,7 @@ def test_queue_position_counts_down(emulator, emu_http, wait_for):
 
     wait_for(started)
     assert positions and positions == sorted(positions, reverse=True)
-    assert positions[0] >= 2 and set(positions) <= {0, 1, 2, 3}
+    assert max(positions) >= 2 and set(positions) <= {0, 1, 2, 3}
 
 
 def test_held_jobs_report_their_place_in_line(emulator, emu_http):
