@@ -103,9 +103,10 @@ def _media(job: Any) -> tuple[Media, ...]:
         name = path.name if path else url.rsplit("/", 1)[-1]
         is_video = Path(name).suffix.lower() in VIDEO_SUFFIXES or str(info.get("content_type", "")).startswith(
             "video/")
-        href = (_local_href(path) if path else "") or url
+        local_href = _local_href(path) if path else ""
         thumb = thumbnail_uri(path) if path else ("" if is_video else url)
-        items.append(Media("video" if is_video else "image", str(path) if path else "", href, thumb,
+        shown = local_href or (str(path) if path else "")  # short when next to the notebook
+        items.append(Media("video" if is_video else "image", shown, local_href or url, thumb,
                            info.get("width"), info.get("height")))
     return tuple(items)
 

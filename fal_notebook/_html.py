@@ -27,7 +27,7 @@ PROMPT_CHARS = 600
 _CARD = ("font-family:system-ui,-apple-system,sans-serif;font-size:13px;border:1px solid #d1d5db;"
          "border-radius:6px;padding:8px 10px;margin:2px 0;max-width:980px")
 _GRID = "display:flex;flex-wrap:wrap;gap:6px;margin-top:6px"
-_THUMB = "max-width:300px;max-height:300px;border-radius:4px;display:block"
+_THUMB = "max-width:320px;max-height:200px;border-radius:4px;display:block"
 _MUTED = "color:#6b7280"
 
 

@@ -18,7 +18,6 @@ __all__ = ["load_ipython_extension", "unload_ipython_extension", "Presenter"]
 
 log = logging.getLogger("fal_notebook")
 
-_JOB_TYPES = (("fal_notebook.jobs", "Job"), ("fal_notebook.jobs", "JobGroup"))
 _MAGIC_NAME = "fal"
 
 
@@ -101,13 +100,14 @@ def _resume() -> str:
 
 def load_ipython_extension(ip: Any) -> None:
     """Register ``%fal`` and the display hooks on ``ip``; print one line about the endpoint and key."""
+    from .jobs import Job, JobGroup
     from .magics import FalMagics
 
     presenter = Presenter(ip)
     ip.register_magics(FalMagics(ip, presenter))
     formatter = ip.display_formatter.ipython_display_formatter
-    for module, name in _JOB_TYPES:
-        formatter.for_type_by_name(module, name, presenter.display_job)
+    for cls in (Job, JobGroup):
+        formatter.for_type(cls, presenter.display_job)
     ip.events.register("pre_run_cell", presenter.pre_run_cell)
     ip.events.register("post_run_cell", presenter.post_run_cell)
     lines = [_startup_line(), _resume()]
@@ -119,12 +119,10 @@ def unload_ipython_extension(ip: Any) -> None:
     magics = ip.magics_manager.registry.pop("FalMagics", None)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop(_MAGIC_NAME, None)
-    formatter = ip.display_formatter.ipython_display_formatter
-    for module, name in _JOB_TYPES:
-        formatter.deferred_printers.pop((module, name), None)
-        cls = _loaded_class(module, name)
-        if cls is not None:
-            formatter.type_printers.pop(cls, None)
+    from .jobs import Job, JobGroup
+
+    for cls in (Job, JobGroup):
+        ip.display_formatter.ipython_display_formatter.type_printers.pop(cls, None)
     if magics is not None:
         presenter = magics.presenter
         for event, callback in (("pre_run_cell", presenter.pre_run_cell),
@@ -134,8 +132,3 @@ def unload_ipython_extension(ip: Any) -> None:
             except ValueError:
                 pass
 
-
-def _loaded_class(module: str, name: str) -> type | None:
-    import sys
-
-    return getattr(sys.modules.get(module), name, None)

@@ -97,7 +97,7 @@ class FalMagics(Magics):
         from . import jobs
 
         found = jobs.jobs(model=cmd.model, state=cmd.state, all=cmd.all, limit=cmd.limit)
-        title = "all jobs" if cmd.all else "this notebook's unfinished jobs"
+        title = "all jobs" if cmd.all else "this notebook's jobs"
         return job_table(f"{title}: {len(found)}", found)
 
     def handle_status(self, cmd: Any) -> Any:

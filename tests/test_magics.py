@@ -11,7 +11,7 @@ import pytest
 from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures used by name
 from PIL import Image
 
-from fal_notebook import render
+from fal_notebook import jobs, render
 
 XSS = "<script>alert(1)</script>"
 
@@ -24,6 +24,7 @@ def shell(ip, published, fal_env, tmp_path, monkeypatch, capsys):
     render._CARDS.clear()
     yield ip
     render._CARDS.clear()
+    jobs.reset_for_tests()  # stop following: the next test has another store
 
 
 def run(shell, source: str):
@@ -47,7 +48,9 @@ def test_load_prints_one_line_and_unload_takes_everything_back(ip, fal_env, caps
     ip.extension_manager.unload_extension("fal_notebook")
     assert "fal" not in ip.magics_manager.magics["line"] and "fal" not in ip.magics_manager.magics["cell"]
     assert not any("Presenter" in repr(cb) for cb in ip.events.callbacks["post_run_cell"])
-    assert ("fal_notebook.jobs", "Job") not in ip.display_formatter.ipython_display_formatter.deferred_printers
+    from fal_notebook.jobs import Job
+
+    assert Job not in ip.display_formatter.ipython_display_formatter.type_printers
 
 
 def test_line_magic_returns_the_job_shows_one_card_and_sends_typed_options(shell, published, emulator):
@@ -94,7 +97,7 @@ def test_cell_body_that_is_not_a_mapping_is_the_prompt(shell, emulator):
 
 def test_sweep_returns_a_group_with_one_card_per_job(shell, published, emulator):
     group = run(shell, "%fal nbp a lighthouse --sweep aspect_ratio=1:1,16:9,9:16").result
-    assert len(group) == 3
+    assert len(group) == 3 and group.wait(timeout=30).done
     assert sorted(a["aspect_ratio"] for a in emulated_inputs(emulator)) == ["16:9", "1:1", "9:16"]
     assert len({o["transient"]["display_id"] for o in published}) == 3
 

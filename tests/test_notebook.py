@@ -1,0 +1,100 @@
+"""nbclient runs notebooks/quickstart.ipynb in a real kernel against the emulator; the saved outputs must hold
+light thumbnails of the right shape in the cells that asked for them."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fal_notebook.emulator import EmulatorServer
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+THUMB_RE = re.compile(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"')
+MAX_BYTES_PER_IMAGE = 80_000
+
+
+def kernel_env(server: EmulatorServer, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_TOOLS_MD")}
+    env.update(FAL_NOTEBOOK_ENDPOINT=server.url, FAL_KEY="test-id:test-secret",
+               FAL_NOTEBOOK_HOME=str(tmp_path / "home"), FAL_NOTEBOOK_OUTPUTS=str(tmp_path / "fal_outputs"),
+               JPY_SESSION_NAME=str(tmp_path / "quickstart.ipynb"))
+    return env
+
+
+def execute(path: Path, env: dict[str, str], timeout: int = 120):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env=env)
+    nbformat.write(nb, path)
+    return nb
+
+
+def cell_html(cell) -> list[str]:
+    return [o["data"]["text/html"] for o in cell.get("outputs", []) if "text/html" in o.get("data", {})]
+
+
+def thumbs(htmls: list[str]) -> list[tuple[int, int]]:
+    return [Image.open(io.BytesIO(base64.b64decode(b64))).size for h in htmls for b64 in THUMB_RE.findall(h)]
+
+
+def ratio(size: tuple[int, int]) -> float:
+    return size[0] / size[1]
+
+
+def find(nb, text: str):
+    return next(c for c in nb.cells if c.cell_type == "code" and text in c.source)
+
+
+@pytest.fixture
+def executed_quickstart(tmp_path):
+    copy = tmp_path / "quickstart.ipynb"
+    shutil.copy(QUICKSTART, copy)
+    with EmulatorServer(scenario="fast") as server:
+        nb = execute(copy, kernel_env(server, tmp_path))
+    return nb, copy
+
+
+def test_quickstart_is_saved_without_outputs():
+    import nbformat
+
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert "%load_ext fal_notebook" in nb.cells[1].source
+
+
+def test_quickstart_runs_headless_and_keeps_light_thumbnails_in_the_right_cells(executed_quickstart):
+    nb, path = executed_quickstart
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"
+              or (o["output_type"] == "stream" and o["name"] == "stderr" and "Error" in o["text"])]
+    assert errors == []
+    loaded = "".join(o.get("text", "") for o in find(nb, "%load_ext").outputs)
+    assert "emulator at http://127.0.0.1:" in loaded and "test-secret" not in loaded
+
+    (fox,) = thumbs(cell_html(find(nb, "fox = %fal")))
+    assert abs(ratio(fox) - 16 / 9) < 0.02 and max(fox) <= 384
+    sweep = thumbs(cell_html(find(nb, "--sweep aspect_ratio=1:1,16:9,9:16")))
+    assert [round(ratio(s), 2) for s in sweep] == [1.0, round(16 / 9, 2), round(9 / 16, 2)]
+    assert len(thumbs(cell_html(find(nb, "%%fal nano-banana-pro/edit")))) == 1
+    video = "".join(cell_html(find(nb, "kling-o3-edit")))
+    assert "<video controls" in video and 'poster="data:image/jpeg;base64,' in video
+    assert "COMPLETED" in video and "fal_outputs/" in video
+    history = "".join(cell_html(find(nb, "%fal history fox")))
+    assert history.count("red fox in fresh snow") >= 1 and "lighthouse" not in history
+
+    text = path.read_text()
+    shown = len(re.findall(r"<img |poster=", text))
+    assert shown >= 7
+    assert path.stat().st_size <= MAX_BYTES_PER_IMAGE * shown
+    assert all(len(b64) <= MAX_BYTES_PER_IMAGE for b64 in re.findall(r"base64,([A-Za-z0-9+/=]+)", text))
