@@ -25,6 +25,8 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from . import __version__
@@ -44,7 +46,7 @@ from .errors import (
 )
 from .parsers import SUBCOMMANDS, FalArgumentParser
 
-__all__ = ["main", "build_parser", "exit_code", "EXIT_CODES"]
+__all__ = ["main", "build_parser", "exit_code", "emit", "say", "one_line", "EXIT_CODES"]
 
 log = logging.getLogger("fal_notebook")
 
@@ -99,23 +101,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else 0
     except KeyboardInterrupt:
-        _say("interrupted")
+        say("interrupted")
         return INTERRUPTED
     except FalError as exc:
-        _say(_one_line(exc))
+        say(one_line(exc))
         return exit_code(exc)
     except Exception as exc:  # a bug: one line, not a traceback (run with -v to log it)
         log.debug("internal error", exc_info=True)
-        _say(f"internal error: {type(exc).__name__}: {_one_line(exc)}")
+        say(f"internal error: {type(exc).__name__}: {one_line(exc)}")
         return INTERNAL
+    finally:
+        if "fal_notebook._cli_jobs" in sys.modules:  # release the job leases this command took
+            sys.modules["fal_notebook._cli_jobs"].close()
 
 
-def _one_line(exc: BaseException) -> str:
-    parts = [part.strip() for part in str(exc).splitlines() if part.strip()]
+def one_line(exc: BaseException) -> str:
+    """An error's text on one line: a ValidationError's list of problems joined with ``;``."""
+    parts = [part.strip().removeprefix("- ") for part in str(exc).splitlines() if part.strip()]
     return "; ".join(parts).replace(":;", ":") or type(exc).__name__
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     prefix = "" if text.startswith("fal-notebook") else "fal-notebook: "
     sys.stderr.write(f"{prefix}{text}\n")
     sys.stderr.flush()
@@ -130,9 +136,15 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def emit(data: Any) -> None:
-    """JSON on stdout: indent 2, non-ASCII kept, dates and paths as text."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """JSON on stdout: indent 2, non-ASCII kept, times in ISO 8601, paths and enums as text."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
     sys.stdout.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return getattr(value, "value", None) if isinstance(value, Enum) else str(value)
 
 
 # --- commands that need no job store --------------------------------------------------------------------------
@@ -143,7 +155,7 @@ def cmd_check_key(command: Any) -> int:
 
     settings = load_settings()
     if settings.key is None:
-        _say("no API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or FAL_KEY_ID and "
+        say("no API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or FAL_KEY_ID and "
              "FAL_KEY_SECRET, or a FAL_KEY line in TOOLS.md")
         return 1
     emit({"key": settings.key.masked, "source": settings.key.source, "endpoint": settings.endpoints.queue,
@@ -191,8 +203,22 @@ def cmd_emulator(command: Any) -> int:
     return emulator_main(["--host", command.host, "--port", str(command.port), "--scenario", command.scenario])
 
 
+def _jobs_command(name: str) -> Callable[[Any], int]:
+    """A handler from :mod:`fal_notebook._cli_jobs`, imported when first run (it pulls in the runtime)."""
+
+    def run(command: Any) -> int:
+        from . import _cli_jobs
+
+        return getattr(_cli_jobs, name)(command)
+
+    run.__name__ = name
+    return run
+
+
 HANDLERS: dict[str, Callable[[Any], int]] = {
     "check-key": cmd_check_key,
+    **{name: _jobs_command(f"cmd_{name}") for name in ("submit", "status", "result", "cancel", "wait", "poll")},
+    "jobs": _jobs_command("cmd_list"),
     "models": cmd_models,
     "info": cmd_info,
     "to-data-uri": cmd_data_uri,

@@ -1,0 +1,278 @@
+"""The ``fal-notebook`` commands that touch jobs: submit, status, result, cancel, wait, poll, list.
+
+They run on one :class:`~fal_notebook.runtime.JobManager` (origin ``cli``) that does not resume anything on
+its own: only ``wait``, ``result``, ``poll`` and ``submit --wait`` follow jobs, and closing the manager at exit
+releases every lease, so an unfinished job stays in the store for the next command, notebook or process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .cli import emit, exit_code, one_line, say
+from .errors import FalError, FalTimeoutError, NotFoundError, UsageError
+
+ORIGIN = "cli"
+ACCEPT_TIMEOUT = 120.0  # submit without --wait: how long the request may take to reach fal
+_manager: Any = None
+
+
+def manager() -> Any:
+    """This process's job manager (made on first use, closed by :func:`close`)."""
+    global _manager
+    if _manager is None:
+        from .runtime import JobManager
+
+        _manager = JobManager(origin=ORIGIN, auto_resume=False).start()
+    return _manager
+
+
+def close() -> None:
+    """Stop following (in-flight submits get a grace period) and release every lease."""
+    global _manager
+    if _manager is not None:
+        _manager.close()
+        _manager = None
+
+
+def job_record(job: Any, **extra: Any) -> dict[str, Any]:
+    """A job as JSON: ids, status, timings, local files (absolute), the typed error, the input without data URIs."""
+    error = job.error
+    return {
+        "id": job.id,
+        "request_id": job.request_id,
+        "model": job.model,
+        "status": job.state.value,
+        "queue_position": job.queue_position,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "elapsed": round(job.elapsed, 3),
+        "inference_time": job.inference_time,
+        "files": [str(Path(p).resolve()) for p in job.files],
+        "error": None if error is None else {
+            "type": type(error).__name__, "message": str(error),
+            "error_type": getattr(error, "error_type", None), "detail": getattr(error, "detail", None)},
+        "origin": job.origin,
+        "tags": list(job.tags),
+        "arguments": _without_data_uris(job.arguments),
+        **extra,
+    }
+
+
+def _without_data_uris(value: Any) -> Any:
+    """Inputs as shown: a data URI becomes ``data:<type>;base64,…(N characters)``, never the bytes."""
+    if isinstance(value, dict):
+        return {k: _without_data_uris(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_data_uris(v) for v in value]
+    if isinstance(value, str) and value.startswith("data:") and len(value) > 120:
+        return f"{value.split(',', 1)[0]},…({len(value)} characters)"
+    return value
+
+
+def _status_json(status: Any) -> dict[str, Any]:
+    return {"status": status.state, "queue_position": status.queue_position, "logs": status.logs,
+            "metrics": status.metrics, "error": status.error, "error_type": status.error_type}
+
+
+def _load_arguments(text: str) -> dict[str, Any]:
+    """The JSON argument of ``submit``: inline JSON, ``@file.json``, or ``-`` for stdin."""
+    if text == "-":
+        text, where = sys.stdin.read(), "stdin"
+    elif text.startswith("@"):
+        try:
+            text, where = Path(text[1:]).expanduser().read_text(encoding="utf-8"), text[1:]
+        except OSError as exc:
+            raise UsageError(f"cannot read {text[1:]}: {exc.strerror or exc}") from None
+    else:
+        where = "the JSON argument"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{where} must be a JSON object of input fields, e.g. '{{\"prompt\": \"a red fox\"}}'")
+    return value
+
+
+def _until(job: Any, predicate: Callable[[Any], bool], timeout: float, what: str) -> None:
+    """Block until ``predicate(job)`` holds, woken by the job's change notifications."""
+    changed = threading.Event()
+    unsubscribe = job.on_change(changed.set)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            changed.clear()
+            if predicate(job):
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FalTimeoutError(f"job {job.id} was not {what} within {timeout:g} s", timeout=timeout)
+            changed.wait(min(remaining, 0.5))  # slices keep Ctrl-C prompt
+    finally:
+        unsubscribe()
+
+
+def _finish(jobs: Sequence[Any]) -> int:
+    """Exit 0 unless a job failed; failures are named on stderr and give their exit code."""
+    failed = [j for j in jobs if j.done and j.error is not None and j.state.value != "CANCELLED"]
+    for job in failed[:3]:
+        say(f"job {job.id} {job.state.value}: {one_line(job.error)}")
+    return exit_code(failed[0].error) if failed else 0
+
+
+def _wait_and_emit(jobs: list[Any], timeout: float | None, render: Callable[[list[Any]], Any]) -> int:
+    """Wait for ``jobs``; print them whatever happens (also on a timeout, then exit 6)."""
+    from .jobs import wait
+
+    try:
+        wait(jobs, timeout=timeout)
+    except FalTimeoutError:
+        emit(render(jobs))
+        raise
+    emit(render(jobs))
+    return _finish(jobs)
+
+
+def cmd_submit(command: Any) -> int:
+    arguments = _load_arguments(command.arguments)
+    job = manager().submit(command.model, arguments, validate=command.validate, tags=command.tags)
+    if command.wait:
+        return _wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
+    # the request must reach fal before this process (and its runtime thread) ends
+    _until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
+    emit(job_record(job))
+    return _finish([job])
+
+
+def _find(ref: str, model: str | None) -> Any | None:
+    """The stored job, or None when the store does not know ``ref`` but a MODEL says where to ask fal."""
+    try:
+        return manager().get(ref)
+    except NotFoundError:
+        if model is None:
+            raise
+        return None
+
+
+def _handle(model: str, request_id: str) -> Any:
+    from ._models import RequestHandle
+    from .catalog import resolve
+
+    return RequestHandle.fallback(resolve(model), request_id, manager().settings.endpoints.queue)
+
+
+def _ask_fal(coro: Any) -> Any:
+    return manager().portal.call(coro)
+
+
+def cmd_status(command: Any) -> int:
+    job = _find(command.id, command.model)
+    if job is None:  # a request made elsewhere (the original skill): ask fal directly
+        status = _ask_fal(manager().client.status(_handle(command.model, command.id)))
+        emit({"request_id": command.id, "model": command.model, "fal": _status_json(status)})
+        return 0
+    fal = None
+    if not job.done and job.request_id is not None:
+        from ._follow import handle_of
+
+        fal = _status_json(_ask_fal(manager().client.status(handle_of(job))))
+    emit(job_record(job, fal=fal))
+    return 0
+
+
+def cmd_result(command: Any) -> int:
+    job = _find(command.id, command.model)
+    if job is None:
+        result = _ask_fal(manager().client.result(_handle(command.model, command.id)))
+        emit({"request_id": command.id, "model": command.model, "result": result})
+        return 0
+    result = job.result(timeout=command.timeout)  # follows the job here if nobody else does
+    emit({"id": job.id, "request_id": job.request_id, "model": job.model, "status": job.state.value,
+          "files": [str(Path(p).resolve()) for p in job.files], "result": result})
+    return 0
+
+
+def _targets(ids: Sequence[str], everything: bool) -> list[Any]:
+    if everything or not ids:
+        return manager().unfinished()
+    return [manager().get(ref) for ref in ids]
+
+
+def cmd_cancel(command: Any) -> int:
+    answers = []
+    for job in _targets(command.ids, command.all):
+        answers.append(job_record(job, cancel=job.cancel()))
+    emit({"cancelled": answers, "count": len(answers)})
+    return 0
+
+
+def cmd_wait(command: Any) -> int:
+    jobs = _targets(command.ids, False)
+    return _wait_and_emit(jobs, command.timeout, lambda js: {"jobs": [job_record(j) for j in js], "count": len(js)})
+
+
+def cmd_list(command: Any) -> int:
+    from .store import UNFINISHED
+
+    state = command.state or (None if command.all else UNFINISHED)
+    found = manager().jobs(model=command.model, state=state, all=command.all, limit=command.limit)
+    emit({"jobs": [job_record(j) for j in found], "count": len(found)})
+    return 0
+
+
+async def _read_all(mgr: Any, jobs: Sequence[Any]) -> list[Any]:
+    from ._follow import handle_of
+
+    return await asyncio.gather(*(mgr.client.status(handle_of(j)) for j in jobs), return_exceptions=True)
+
+
+def _poll_once(jobs: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Read every job's status once; the runtime takes over those fal has finished (result fetched once,
+    media downloaded) and those never sent. Returns (jobs to finish, fal's reading of the rest)."""
+    asked = [j for j in jobs if j.request_id is not None]
+    readings = dict(zip([j.id for j in asked], _ask_fal(_read_all(manager(), asked)), strict=True))
+    finishing, pending = [], {}
+    for job in jobs:
+        reading = readings.get(job.id)
+        if reading is None or isinstance(reading, NotFoundError) or getattr(reading, "done", False):
+            finishing.append(job)
+        elif isinstance(reading, FalError):
+            pending[job.id] = {"error": one_line(reading)}
+        elif isinstance(reading, BaseException):
+            raise reading
+        else:
+            pending[job.id] = _status_json(reading)
+    return finishing, pending
+
+
+def _moved(job: Any, before: tuple[Any, Any], fal: dict[str, Any] | None) -> bool:
+    """Whether a poll pass saw something new: the stored state or position changed, or fal's differs."""
+    if (job.state, job.queue_position) != before:
+        return True
+    return fal is not None and (fal.get("status"), fal.get("queue_position")) != (job.state.value, job.queue_position)
+
+
+def cmd_poll(command: Any) -> int:
+    from .jobs import wait
+    from .store import UNFINISHED
+
+    jobs = manager().jobs(state=UNFINISHED, all=True)
+    before = {j.id: (j.state, j.queue_position) for j in jobs}
+    if command.watch:  # follow everything to the end; one stderr line per finished job
+        finishing, pending = jobs, {}
+        for job in jobs:
+            job.on_change(lambda j=job: j.done and say(f"job {j.id} {j.state.value}"))
+    else:
+        finishing, pending = _poll_once(jobs)
+    wait(finishing, timeout=None)
+    changed = [job_record(j, fal=pending.get(j.id)) for j in jobs if _moved(j, before[j.id], pending.get(j.id))]
+    emit({"changed": changed, "count": len(changed), "still_pending": [j.id for j in jobs if not j.done]})
+    return _finish(jobs)
