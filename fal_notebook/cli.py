@@ -21,10 +21,11 @@ calls each. Jobs submitted here are stored with origin ``cli``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -91,28 +92,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code. Never lets a traceback reach the user."""
+    with _stderr_logging() as verbose:
+        try:
+            namespace = build_parser().parse_args(argv)
+            verbose(namespace.verbose)
+            if getattr(namespace, "subcommand", None) is None:
+                raise UsageError("a command is needed; `fal-notebook --help` lists them")
+            command = namespace.subcommand.build(namespace)
+            return HANDLERS[command.command](command) or 0
+        except SystemExit as exc:  # --help / --version
+            return exc.code if isinstance(exc.code, int) else 0
+        except KeyboardInterrupt:
+            say("interrupted")
+            return INTERRUPTED
+        except FalError as exc:
+            say(one_line(exc))
+            return exit_code(exc)
+        except Exception as exc:  # a bug: one line, not a traceback (-v logs it)
+            log.debug("internal error", exc_info=True)
+            say(f"internal error: {type(exc).__name__}: {one_line(exc)}")
+            return INTERNAL
+        finally:
+            if "fal_notebook._cli_jobs" in sys.modules:  # release the job leases this command took
+                sys.modules["fal_notebook._cli_jobs"].close()
+
+
+@contextlib.contextmanager
+def _stderr_logging() -> Iterator[Callable[[bool], None]]:
+    """The library's warnings as ``fal-notebook: WARNING: …`` lines on stderr for one command (``-v``: all)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("fal-notebook: %(levelname)s: %(message)s"))
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING)
+    log.propagate = False
     try:
-        namespace = build_parser().parse_args(argv)
-        _configure_logging(namespace.verbose)
-        if getattr(namespace, "subcommand", None) is None:
-            raise UsageError("a command is needed; `fal-notebook --help` lists them")
-        command = namespace.subcommand.build(namespace)
-        return HANDLERS[command.command](command) or 0
-    except SystemExit as exc:  # --help / --version
-        return exc.code if isinstance(exc.code, int) else 0
-    except KeyboardInterrupt:
-        say("interrupted")
-        return INTERRUPTED
-    except FalError as exc:
-        say(one_line(exc))
-        return exit_code(exc)
-    except Exception as exc:  # a bug: one line, not a traceback (run with -v to log it)
-        log.debug("internal error", exc_info=True)
-        say(f"internal error: {type(exc).__name__}: {one_line(exc)}")
-        return INTERNAL
+        yield lambda verbose: log.setLevel(logging.DEBUG if verbose else logging.WARNING)
     finally:
-        if "fal_notebook._cli_jobs" in sys.modules:  # release the job leases this command took
-            sys.modules["fal_notebook._cli_jobs"].close()
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def one_line(exc: BaseException) -> str:
@@ -125,14 +144,6 @@ def say(text: str) -> None:
     prefix = "" if text.startswith("fal-notebook") else "fal-notebook: "
     sys.stderr.write(f"{prefix}{text}\n")
     sys.stderr.flush()
-
-
-def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("fal-notebook: %(levelname)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    log.propagate = False
 
 
 def emit(data: Any) -> None:

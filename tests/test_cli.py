@@ -211,3 +211,32 @@ def test_ctrl_c_is_exit_130(env: Path, capsys: pytest.CaptureFixture, monkeypatc
     monkeypatch.setitem(cli.HANDLERS, "models", interrupted)
     code, _, err = run(capsys, "models")
     assert code == 130 and one_error_line(err) == "fal-notebook: interrupted"
+
+
+@pytest.mark.timeout(60)
+def test_emulator_command_serves_until_interrupted(env: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    console = Path(sys.executable).with_name("fal-notebook")
+    proc = subprocess.Popen([str(console), "emulator", "--port", "0", "--scenario", "fast"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("fal emulator listening on http://127.0.0.1:"), line
+        url = line.split()[-1]
+        reply = httpx.post(f"{url}/fal-ai/nano-banana-pro", json={"prompt": "x"},
+                           headers={"Authorization": "Key a1b2c3d4:e5f6"}, timeout=10)
+        assert reply.status_code == 200 and reply.json()["request_id"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_verbose_logging_never_shows_the_key(env: Path, capsys: pytest.CaptureFixture) -> None:
+    for argv in (["-v", "check-key"], ["-v", "models"], ["-v", "status", "nothing-here"]):
+        run(capsys, *argv)  # run() asserts the secret is in neither stream
