@@ -88,6 +88,7 @@ class JobManager:
         self._known: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
         self._tasks: dict[str, asyncio.Task] = {}  # runtime thread only
         self._watched: set[str] = set()
+        self._resumed: set[str] = set()  # ids this manager took over from an earlier process
         self._started = self._closed = False
         self._renewer: Any = None
 
@@ -248,6 +249,8 @@ class JobManager:
         resumed = []
         for row in self.store.unfinished(None if all else self.origin):
             if row.id in self._live:
+                if row.id in self._resumed:  # taken over when this manager started
+                    resumed.append(self._live[row.id])
                 continue
             claimed = self.store.claim(row.id, self.owner, self.LEASE)
             if claimed is None:
@@ -257,6 +260,7 @@ class JobManager:
                             "submitting it again", claimed.id)
             job = self._job_for(claimed)
             job._record = claimed
+            self._resumed.add(job.id)
             self._follow(job)
             resumed.append(job)
         if resumed:
