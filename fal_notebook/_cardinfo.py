@@ -15,7 +15,7 @@ from typing import Any
 
 from ._html import CardData, Media
 
-__all__ = ["card_data", "thumbnail_uri", "state_name", "THUMB_SIDE", "THUMB_BYTES"]
+__all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "THUMB_SIDE", "THUMB_BYTES"]
 
 log = logging.getLogger("fal_notebook")
 
@@ -132,16 +132,22 @@ def _error(job: Any) -> tuple[str, tuple[str, ...]]:
     return f"{type(error).__name__}: {text}", tuple(lines)
 
 
-def card_data(job: Any) -> CardData:
-    """Read everything a card shows from the job, once, on the calling thread."""
+def prompt_of(job: Any) -> str:
+    """The job's prompt text, "" when its model takes none."""
     arguments = getattr(job, "arguments", None) or {}
     prompt = arguments.get("prompt", "") if isinstance(arguments, dict) else ""
+    return prompt if isinstance(prompt, str) else str(prompt)
+
+
+def card_data(job: Any) -> CardData:
+    """Read everything a card shows from the job, once, on the calling thread."""
+    prompt = prompt_of(job)
     error, detail = _error(job)
     return CardData(
         job_id=str(getattr(job, "id", "?")),
         model=str(getattr(job, "model", "")),
         state=state_name(getattr(job, "state", "")),
-        prompt=prompt if isinstance(prompt, str) else str(prompt),
+        prompt=prompt,
         request_id=getattr(job, "request_id", None),
         queue_position=getattr(job, "queue_position", None),
         elapsed=getattr(job, "elapsed", None),

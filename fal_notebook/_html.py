@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-__all__ = ["CardData", "Media", "card_html", "card_text", "BADGE_COLOURS"]
+__all__ = ["CardData", "Media", "card_html", "card_text", "esc", "BADGE_COLOURS"]
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280",
@@ -62,8 +62,12 @@ class CardData:
     notes: tuple[str, ...] = field(default=())
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+def esc(value: object) -> str:
+    """Escape anything for HTML text or an attribute value (``None`` is empty)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+_e = esc
 
 
 def _seconds(value: float | None) -> str:

@@ -6,13 +6,14 @@ notebook. They read their data when built (on the main thread) and are cheap to 
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ._cardinfo import prompt_of, state_name
 from ._html import BADGE_COLOURS
+from ._html import esc as _e
 
 __all__ = ["Message", "Table", "job_table", "models_table", "model_info"]
 
@@ -20,10 +21,6 @@ _TABLE = "border-collapse:collapse;font-size:12px;font-family:system-ui,-apple-s
 _CELL = "border-bottom:1px solid #e5e7eb;padding:3px 8px;text-align:left;vertical-align:top"
 ROW_THUMB_SIDE = 96
 ROW_THUMB_BYTES = 6_000
-
-
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 class Message:
@@ -112,9 +109,8 @@ def job_table(title: str, jobs: list[Any], *, thumbs: bool = False) -> Table:
     """One row per job: id, created, model, state, prompt, outputs."""
     rows = []
     for job in jobs:
-        arguments = getattr(job, "arguments", None) or {}
-        prompt = str(arguments.get("prompt", "")) if isinstance(arguments, dict) else ""
-        state = str(getattr(job.state, "value", job.state))
+        prompt = prompt_of(job)
+        state = state_name(job.state)
         rows.append([job.id, _when(getattr(job, "created_at", None)), job.model, _badge(state),
                      prompt if len(prompt) <= 80 else prompt[:80] + "…", _outputs(job, thumbs)])
     return Table(title, ["id", "created", "model", "state", "prompt", "outputs"], rows)

@@ -18,6 +18,7 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
 from . import parsers
+from ._cardinfo import prompt_of, state_name
 from ._tables import Message, job_table, model_info, models_table
 from .errors import FalError, FalTimeoutError, UsageError
 
@@ -126,7 +127,7 @@ class FalMagics(Magics):
             self.presenter.resend(targets)  # show what did finish before saying what did not
             raise
         self.presenter.resend(finished)
-        counts = Counter(str(getattr(j.state, "value", j.state)) for j in finished)
+        counts = Counter(state_name(j.state) for j in finished)
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing was pending"
         return Message(f"{len(finished)} job(s) done: {summary}")
 
@@ -174,9 +175,7 @@ class FalMagics(Magics):
 
 
 def _searchable(job: Any) -> str:
-    arguments = getattr(job, "arguments", None) or {}
-    prompt = arguments.get("prompt", "") if isinstance(arguments, dict) else ""
-    return f"{job.id} {getattr(job, 'request_id', '') or ''} {job.model} {prompt}".lower()
+    return f"{job.id} {getattr(job, 'request_id', '') or ''} {job.model} {prompt_of(job)}".lower()
 
 
 def _validate_all(model: str, requests: list[dict]) -> None:

@@ -167,3 +167,48 @@ def test_a_script_prompt_is_text_in_every_bundle(shell, published):
     history = run(shell, "%fal history alert").result._repr_mimebundle_()["text/html"]
     assert "<script" not in history and "&lt;script&gt;" in history
     assert not re.search(r"<script", render.JobCard(job)._repr_mimebundle_()["text/html"])
+
+
+def test_a_failed_job_shows_fal_detail_in_red(shell, published, emulator):
+    emulator.configure(scenario="error")
+    job = run(shell, "%fal nbp a red fox --wait").result
+    assert job.state.value == "FAILED"
+    html = published[-1]["data"]["text/html"]
+    assert 'class="fal-error" style="color:#b91c1c' in html
+    assert "Runner disconnected" in html and "runner_disconnected" in html
+
+
+def test_fal_422_detail_is_listed_per_field(shell, published):
+    job = run(shell, "%fal nbp a red fox --aspect-ratio 7:5 --no-validate --wait").result
+    assert job.state.value == "FAILED"
+    html = published[-1]["data"]["text/html"]
+    assert re.search(r"<li>aspect_ratio: [^<]+</li>", html), html
+
+
+def test_terminal_gets_one_notice_at_the_next_prompt(shell, capsys):
+    job = run(shell, "j = %fal nbp a red fox").result or shell.user_ns["j"]
+    job.wait(timeout=20)
+    capsys.readouterr()
+    run(shell, "x = 1")
+    out = capsys.readouterr().out
+    assert out.count(f"[fal] job {job.id} (fal-ai/nano-banana-pro) COMPLETED: ") == 1
+    run(shell, "x = 2")
+    assert "[fal]" not in capsys.readouterr().out
+
+
+def test_interrupting_a_flag_wait_cancels_the_job(shell):
+    from fal_notebook.extension import Presenter
+
+    class Stuck:
+        id, done, cancelled = "feedbeef", False, False
+
+        def wait(self):
+            raise KeyboardInterrupt
+
+        def cancel(self):
+            self.cancelled = True
+
+    stuck = Stuck()
+    with pytest.raises(KeyboardInterrupt):
+        Presenter(shell).wait_for([stuck])
+    assert stuck.cancelled
