@@ -292,14 +292,8 @@ def build_model_call(
     if "--help" in tokens or "-h" in tokens:
         raise UsageError(model_usage(spec))
     found = _scan(spec, tokens, namespace)
-    fields = dict(base or {})
-    specials = {k: fields.pop(k) for k in ("n", "sweep", "tags", "tag") if k in fields}
     props = spec.input_schema.get("properties", {})
-    for name in [k for k in fields if k not in props]:
-        target = {_norm(p): p for p in props}.get(_norm(name))
-        if target is None:
-            raise _unknown(_norm(name), spec, props)
-        fields[target] = fields.pop(name)
+    fields, specials = _body_fields(spec, base or {})
     raw = {name: [value] for name, value in fields.items()}
     raw.update(found.values)
     if found.words:
@@ -318,6 +312,21 @@ def build_model_call(
         validate=found.validate,
         tags=tuple(found.tags) + _as_tuple(specials.get("tags", specials.get("tag", ()))),
     )
+
+
+def _body_fields(spec: Any, base: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A cell body's fields under their schema names, and its ``n`` / ``sweep`` / ``tags`` keys apart."""
+    props = spec.input_schema.get("properties", {})
+    by_norm = {_norm(p): p for p in props}
+    fields, specials = {}, {}
+    for name, value in base.items():
+        if name in ("n", "sweep", "tags", "tag"):
+            specials[name] = value
+        elif (target := name if name in props else by_norm.get(_norm(name))) is not None:
+            fields[target] = value
+        else:
+            raise _unknown(_norm(name), spec, props)
+    return fields, specials
 
 
 def _sweep_from_body(sweep: Any) -> list[str]:
