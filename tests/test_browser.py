@@ -29,6 +29,7 @@ KERNEL_READY_JS = """() => { const nb = window.jupyterapp && window.jupyterapp.s
 IMAGES_LOADED_JS = """([area, n]) => area.innerText.split('COMPLETED').length - 1 >= n &&
   [...area.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length >= n"""
 CELL_RUNNING_JS = """(prompt) => prompt.innerText.includes('*')"""
+VIDEO_READY_JS = """(area) => [...area.querySelectorAll('video')].some(v => v.readyState >= 1 && v.videoWidth > 0)"""
 
 
 def make_notebook(path: Path, release: Path) -> None:
@@ -36,6 +37,9 @@ def make_notebook(path: Path, release: Path) -> None:
         "%load_ext fal_notebook",
         "fox = %fal nano-banana-pro a red fox in fresh snow, golden hour --aspect-ratio 16:9",
         "%fal nano-banana-pro a lighthouse on a cliff at dusk --sweep aspect_ratio=1:1,16:9,9:16",
+        "from fal_notebook.media import write_mp4\n"
+        f"clip = write_mp4({str(release.parent / 'clip.mp4')!r}, 1280, 720, seconds=3, fps=4)\n"
+        "%fal kling-o3-edit turn @Video1 into a snowy night --video-url {clip}",
         "import os, time\n# a long computation: the cards above keep updating meanwhile\n"
         f"for _ in range(1200):\n    if os.path.exists({str(release)!r}):\n        break\n    time.sleep(0.1)\n"
         "print('later cell finished')",
@@ -96,13 +100,15 @@ def drive(page, lab: dict, release: Path, tmp_path: Path) -> bytes:
     page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); "
                   "void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     cells = page.locator(".jp-Notebook .jp-Cell")
-    later_prompt = cells.nth(3).locator(".jp-InputPrompt").element_handle()
+    later_prompt = cells.nth(4).locator(".jp-InputPrompt").element_handle()
     page.wait_for_function(CELL_RUNNING_JS, arg=later_prompt, timeout=60_000, polling=100)
     for index, count in ((1, 1), (2, 3)):
         area = cells.nth(index).locator(".jp-OutputArea").element_handle()
         page.wait_for_function(IMAGES_LOADED_JS, arg=[area, count], timeout=60_000, polling=200)
+    video_area = cells.nth(3).locator(".jp-OutputArea").element_handle()
+    page.wait_for_function(VIDEO_READY_JS, arg=video_area, timeout=60_000, polling=200)  # the player loads
     assert "*" in later_prompt.inner_text(), "the later cell finished before the images arrived"
-    later_output = cells.nth(3).locator(".jp-OutputArea")
+    later_output = cells.nth(4).locator(".jp-OutputArea")
     assert "later cell finished" not in later_output.inner_text()
     fox_area = cells.nth(1).locator(".jp-OutputArea")
     assert fox_area.locator(".fal-card").count() == 1 and "fox" in fox_area.inner_text()
