@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _follow
+from . import _cancel, _follow
 from ._job import Job, error_to_dict
 from ._store_legacy import import_legacy
 from .config import Settings, load_settings
-from .errors import FalError, JobCancelledError, UnknownModelError
+from .errors import FalError, UnknownModelError
 from .store import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
 
 if TYPE_CHECKING:
@@ -237,6 +237,8 @@ class JobManager:
         self.portal.submit(self._run(job))
 
     async def _run(self, job: Job) -> None:
+        if job._record.state.terminal:  # cancelled before its task ever ran
+            return
         self._tasks[job.id] = asyncio.current_task()
         try:
             await _follow.drive(self, job)
@@ -405,53 +407,8 @@ class JobManager:
         if job.done:
             return job.state.value
         self.start()
-        coro = self._cancel_live(job) if job._live else self._cancel_elsewhere(job)
+        coro = _cancel.cancel_live(self, job) if job._live else _cancel.cancel_elsewhere(self, job)
         if self.portal.in_loop_thread:  # from a change callback: cannot block here
             asyncio.ensure_future(coro)
             return "CANCELLATION_REQUESTED"
         return self.portal.call(coro, timeout=timeout)
-
-    async def _cancel_live(self, job: Job) -> str:
-        rec = job._record
-        if rec.request_id is None and job._phase in ("pending", "uploading"):
-            self._stop_task(job)
-            self.finish(job, JobState.CANCELLED, JobCancelledError(f"job {job.id} was cancelled before it "
-                                                                   "was sent to fal"))
-            return "CANCELLED"
-        if rec.request_id is None:
-            await job.accepted.wait()
-        if rec.request_id is None or rec.state.terminal:
-            return rec.state.value
-        answer = await self.client.cancel(_follow.handle_of(job))
-        if answer in ("CANCELLATION_REQUESTED", "OK") and not rec.state.terminal:
-            self._stop_task(job)
-            self.finish(job, JobState.CANCELLED, JobCancelledError(
-                f"request {rec.request_id} was cancelled", request_id=rec.request_id))
-        return answer
-
-    def _stop_task(self, job: Job) -> None:
-        task = self._tasks.get(job.id)
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    async def _cancel_elsewhere(self, job: Job) -> str:
-        """Cancel a job this process does not follow: the PUT, then the row (unless it ended meanwhile)."""
-        self.refresh(job)
-        rec = job._record
-        if rec.state.terminal:
-            return rec.state.value
-        if rec.request_id is None:
-            claimed = self.store.claim(job.id, self.owner, self.LEASE)
-            if claimed is None:
-                raise FalError(f"job {job.id} is being submitted by another process; cancel it again shortly")
-            job._record = claimed
-            self._follow(job)
-            return await self._cancel_live(job)
-        answer = await self.client.cancel(_follow.handle_of(job))
-        if answer in ("CANCELLATION_REQUESTED", "OK"):
-            error = error_to_dict(JobCancelledError(f"request {rec.request_id} was cancelled",
-                                                    request_id=rec.request_id))
-            self.store.update(job.id, unfinished=True, state=JobState.CANCELLED, error=error,
-                              finished_at=utcnow(), queue_position=None)
-            self.refresh(job)
-        return answer

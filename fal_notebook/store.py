@@ -11,151 +11,35 @@ timestamped name, never deleted. Nothing here knows about HTTP or display.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
-import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import _store_inputs as _inputs
-from ._store_schema import JSON_COLUMNS, MIGRATIONS
+from ._store_records import (
+    COLUMNS,
+    UNFINISHED,
+    JobRecord,
+    JobState,
+    from_row,
+    new_job_id,
+    new_owner,
+    owner_alive,
+    to_sql,
+    utcnow,
+)
+from ._store_schema import MIGRATIONS
 from .errors import ConfigError, NotFoundError
 
-__all__ = ["JobState", "JobRecord", "JobStore", "new_job_id", "new_owner", "utcnow"]
+__all__ = ["JobState", "JobRecord", "JobStore", "UNFINISHED", "new_job_id", "new_owner", "utcnow"]
 
 log = logging.getLogger("fal_notebook")
 BUSY_TIMEOUT_MS = 15_000
-LOG_TAIL = 200  # log lines kept per job (the newest)
-LOG_LINE_MAX = 2_000
-
-
-class JobState(StrEnum):
-    """Where a job is. fal itself knows only IN_QUEUE / IN_PROGRESS / COMPLETED; the rest are ours."""
-
-    SUBMITTING = "SUBMITTING"  # stored locally, uploads / POST not yet acknowledged (no request id yet)
-    IN_QUEUE = "IN_QUEUE"  # fal accepted it and it waits for a runner (queue_position set)
-    IN_PROGRESS = "IN_PROGRESS"  # a runner works on it (logs grow)
-    COMPLETED = "COMPLETED"  # result fetched and media downloaded
-    FAILED = "FAILED"  # fal's COMPLETED with an error, a refused submit, or an unusable input
-    CANCELLED = "CANCELLED"  # fal confirmed the cancel request before a result existed
-    EXPIRED = "EXPIRED"  # fal no longer holds the result (kept 1 h; 6 min for >= 10 KB)
-
-    @property
-    def terminal(self) -> bool:
-        """True once nothing more will happen to the job."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
-UNFINISHED = tuple(s.value for s in JobState if not s.terminal)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_job_id() -> str:
-    """A local id: 12 hex digits (6 are shown, any unique prefix resolves)."""
-    return secrets.token_hex(6)
-
-
-def new_owner() -> str:
-    """``host:pid:nonce``: who holds a job's lease. The pid lets a process on this host see its owner died."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-@dataclass
-class JobRecord:
-    """One job as stored. ``arguments`` hold ``{"$data_uri": sha256, ...}`` references, never data URIs."""
-
-    id: str
-    endpoint: str
-    arguments: dict = field(default_factory=dict)
-    state: JobState = JobState.SUBMITTING
-    request_id: str | None = None
-    status_url: str | None = None
-    response_url: str | None = None
-    cancel_url: str | None = None
-    queue_position: int | None = None
-    logs: list = field(default_factory=list)
-    created_at: datetime = field(default_factory=utcnow)
-    updated_at: datetime = field(default_factory=utcnow)
-    submitted_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    inference_time: float | None = None
-    result: dict | None = None
-    error: dict | None = None  # {"class", "message", "error_type", "detail", "status_code"}
-    files: list = field(default_factory=list)
-    origin: str = "script"
-    tags: list = field(default_factory=list)
-    options: dict = field(default_factory=dict)  # priority, webhook_url, start_timeout, hint, validate
-    owner: str | None = None
-    lease_until: float | None = None
-    submit_attempts: int = 0
-    result_fetches: int = 0
-
-    def add_logs(self, lines: Iterable[str]) -> None:
-        """Append log lines, keeping the newest ``LOG_TAIL`` (each cut to ``LOG_LINE_MAX`` characters)."""
-        self.logs.extend(str(line)[:LOG_LINE_MAX] for line in lines)
-        del self.logs[:-LOG_TAIL]
-
-
-COLUMNS = tuple(f.name for f in fields(JobRecord))
-_TIME_COLUMNS = ("created_at", "updated_at", "submitted_at", "started_at", "finished_at")
-
-
-def _to_sql(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in JSON_COLUMNS:
-        return json.dumps(value, separators=(",", ":"), default=str)
-    if name in _TIME_COLUMNS:
-        return value.astimezone(UTC).isoformat()
-    if name == "state":
-        return JobState(value).value
-    return value
-
-
-def _from_row(row: sqlite3.Row) -> JobRecord:
-    values: dict[str, Any] = {}
-    for name in COLUMNS:
-        value = row[name]
-        if value is not None and name in JSON_COLUMNS:
-            value = json.loads(value)
-        elif value is not None and name in _TIME_COLUMNS:
-            value = datetime.fromisoformat(value)
-        values[name] = value
-    values["state"] = JobState(values["state"])
-    for name in ("logs", "files", "tags"):
-        values[name] = values[name] or []
-    values["arguments"] = values["arguments"] or {}
-    values["options"] = values["options"] or {}
-    return JobRecord(**values)
-
-
-def _owner_alive(owner: str) -> bool:
-    """False only when the owner ran on this host and its pid no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: alive, somebody else's
-        return True
-    return True
 
 
 def _private_file(path: Path) -> None:
@@ -165,6 +49,20 @@ def _private_file(path: Path) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. Two processes creating the store at once may briefly see "locked" here, and SQLite's
+    busy handler does not cover this pragma, so retry for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class JobStore:
@@ -185,9 +83,9 @@ class JobStore:
         _private_file(self.path)
         try:
             return self._connect()
+        except sqlite3.OperationalError as exc:  # locked, unreadable, read-only: not corruption
+            raise ConfigError(f"the job store {self.path} cannot be opened: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise
             aside = self._move_aside(exc)
             log.warning("the job store %s was corrupt (%s); moved it to %s and started a new one",
                         self.path, exc, aside)
@@ -200,7 +98,7 @@ class JobStore:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -288,7 +186,7 @@ class JobStore:
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
         self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})",
-                    (_to_sql(n, getattr(record, n)) for n in COLUMNS))
+                    (to_sql(n, getattr(record, n)) for n in COLUMNS))
         return record
 
     def save(self, record: JobRecord, names: Iterable[str], *, owner: str | None = None,
@@ -314,7 +212,7 @@ class JobStore:
         if unknown:
             raise ValueError(f"unknown job columns: {sorted(unknown)}")
         sets = ", ".join(f"{name} = ?" for name in values)
-        params = [_to_sql(n, v) for n, v in values.items()] + [job_id]
+        params = [to_sql(n, v) for n, v in values.items()] + [job_id]
         where = "id = ?"
         if owner is not None:
             where += " AND owner = ?"
@@ -327,7 +225,7 @@ class JobStore:
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _from_row(row) if row else None
+        return from_row(row) if row else None
 
     def find(self, ref: str) -> JobRecord:
         """A job by local id, request id, or a unique prefix of either. ``NotFoundError`` otherwise."""
@@ -343,7 +241,7 @@ class JobStore:
             with self._lock:
                 rows = self._conn.execute(sql, params).fetchall()
             if len(rows) == 1:
-                return _from_row(rows[0])
+                return from_row(rows[0])
             if len(rows) > 1:
                 shown = ", ".join(row["id"] for row in rows[:5])
                 raise NotFoundError(f"{ref!r} matches several jobs ({shown}…); give more characters")
@@ -368,7 +266,7 @@ class JobStore:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [_from_row(row) for row in rows]
+        return [from_row(row) for row in rows]
 
     def unfinished(self, origin: str | None = None) -> list[JobRecord]:
         return self.list(origin=origin, states=UNFINISHED)
@@ -385,11 +283,11 @@ class JobStore:
             if row is None or row["state"] not in UNFINISHED:
                 return None
             held_by, until = row["owner"], row["lease_until"] or 0.0
-            if held_by and held_by != owner and until > time.time() and _owner_alive(held_by):
+            if held_by and held_by != owner and until > time.time() and owner_alive(held_by):
                 return None
             conn.execute("UPDATE jobs SET owner = ?, lease_until = ? WHERE id = ?",
                          (owner, time.time() + lease, job_id))
-            record = _from_row(row)
+            record = from_row(row)
             record.owner, record.lease_until = owner, time.time() + lease
             return record
 
@@ -450,7 +348,7 @@ class JobStore:
             count = 0
             for record in records:
                 count += conn.execute(f"INSERT OR IGNORE INTO jobs ({names}) VALUES ({marks})",
-                                      [_to_sql(n, getattr(record, n)) for n in COLUMNS]).rowcount
+                                      [to_sql(n, getattr(record, n)) for n in COLUMNS]).rowcount
             for key, value in meta.items():
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
             return count

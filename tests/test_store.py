@@ -207,3 +207,31 @@ def test_two_processes_never_claim_the_same_job(store):
     claimed = results[0] + results[1]
     assert sorted(claimed) == sorted(ids)
     assert store.integrity_check() == "ok"
+
+
+def _open_and_insert(path: str, go, queue) -> None:
+    go.wait(30)
+    try:
+        store = JobStore(path)
+        store.insert(_record())
+        store.close()
+        queue.put("ok")
+    except Exception as exc:  # reported to the parent
+        queue.put(repr(exc))
+
+
+def test_processes_creating_the_store_at_once(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    go, queue = ctx.Event(), ctx.Queue()
+    path = str(tmp_path / "fresh" / "jobs.sqlite3")
+    procs = [ctx.Process(target=_open_and_insert, args=(path, go, queue)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    go.set()
+    results = [queue.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+    assert results == ["ok"] * 4
+    store = JobStore(path)
+    assert len(store.list()) == 4 and store.integrity_check() == "ok"
+    store.close()
