@@ -180,6 +180,9 @@ class Job:
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job ends; ``FalTimeoutError`` after ``timeout`` s. Never raises the job's error."""
         if not self.done:
+            portal = self._manager._portal
+            if portal is not None and portal.in_loop_thread:
+                raise FalError("Job.wait() on the runtime thread would stall every job; use on_change() instead")
             block_until([self._waiter()], timeout, f"job {self.id}")
         return self
 

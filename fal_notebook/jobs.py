@@ -48,7 +48,9 @@ def manager() -> JobManager:
     settings = load_settings()
     with _lock:
         current = _default
-        if current is None or current.settings != settings or current._closed:
+        stale = current is not None and (current.settings != settings or current._closed
+                                         or (current._started and not current.portal.running))
+        if current is None or stale:
             if current is not None:
                 log.debug("the environment changed; closing %r", current)
                 current.close()

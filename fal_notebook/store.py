@@ -323,7 +323,8 @@ class JobStore:
         def body(conn: sqlite3.Connection) -> bool:
             changed = conn.execute(
                 "UPDATE jobs SET result_fetches = result_fetches + 1 WHERE id = ? AND owner = ? "
-                "AND result IS NULL AND lease_until > ?", (job_id, owner, time.time())).rowcount
+                f"AND result IS NULL AND lease_until > ? AND state IN ({', '.join('?' for _ in UNFINISHED)})",
+                (job_id, owner, time.time(), *UNFINISHED)).rowcount
             return changed == 1
 
         return self._immediate(body)

@@ -114,7 +114,7 @@ def test_two_processes_share_one_store(fal_env, emulator, child_env):
     finally:
         for child in children:
             child.kill()
-    for child, (out, err) in zip(children, outputs):
+    for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
         assert out.strip() == "0"  # neither ever took a job the other was following
     store = JobStore(fal_env.store_path)

@@ -101,7 +101,7 @@ def test_expired_result_says_so(mgr, emulator):
     emulator.configure(scenario="expired")
     job = J.submit(MODEL, prompt="x").wait(timeout=30)
     assert job.state is JobState.EXPIRED and isinstance(job.error, ResultExpiredError)
-    assert "1 h" in str(job.error) or "retention" in str(job.error) or "expired" in str(job.error).lower()
+    assert "no longer available" in str(job.error) and "1 h" in str(job.error)
 
 
 def test_validation_error_sends_and_stores_nothing(mgr, emulator):
@@ -287,3 +287,24 @@ def test_legacy_entries_are_followed_to_the_end(fal_env, emulator, emu_http, tmp
     finally:
         manager.close()
     assert gone.state is JobState.EXPIRED and "no longer" in str(gone.error)
+
+
+def test_cancel_and_wait_from_another_manager(fal_env, emulator, tmp_path, wait_for):
+    path = tmp_path / "shared.sqlite3"
+    follower = JobManager(fal_env, store=JobStore(path), legacy_file=False)
+    other = JobManager(fal_env, store=JobStore(path), legacy_file=False)
+    emulator.hold(True)
+    try:
+        job = follower.submit(MODEL, {"prompt": "held"})
+        wait_for(lambda: follower.store.get(job.id).request_id, timeout=20)
+        seen_elsewhere = other.get(job.id)
+        assert seen_elsewhere is not job and not seen_elsewhere._live
+        assert seen_elsewhere.cancel() == "CANCELLATION_REQUESTED"
+        assert seen_elsewhere.state is JobState.CANCELLED
+        assert job.wait(timeout=30).state is JobState.CANCELLED  # the follower let go
+        assert isinstance(job.error, JobCancelledError)
+    finally:
+        follower.close()
+        other.close()
+    assert len(_seen(emulator, job.request_id, "PUT", "/cancel")) == 1
+    assert not _seen(emulator, job.request_id, "GET")  # a cancelled job's result is not fetched
