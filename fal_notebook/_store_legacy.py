@@ -10,9 +10,10 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .store import JobRecord, JobState, JobStore, new_job_id, utcnow
 
