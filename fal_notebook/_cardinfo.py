@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ._html import CardData, Media
 
-__all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "THUMB_SIDE", "THUMB_BYTES"]
+__all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "options_of", "group_variants", "short_value",
+           "THUMB_SIDE", "THUMB_BYTES"]
 
 log = logging.getLogger("fal_notebook")
 
 THUMB_SIDE = 384
 THUMB_BYTES = 56_000  # base64 adds a third: ≤ ~75 KB per image in the saved notebook
 VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
+VALUE_CHARS = 40  # an option value on a card is a reminder, not the full input
 
 
 def state_name(state: Any) -> str:
@@ -139,8 +143,64 @@ def prompt_of(job: Any) -> str:
     return prompt if isinstance(prompt, str) else str(prompt)
 
 
-def card_data(job: Any) -> CardData:
-    """Read everything a card shows from the job, once, on the calling thread."""
+def short_value(value: Any) -> str:
+    """One option value, short: a file URL by its name, a data URI by its type, long text cut."""
+    if isinstance(value, list | tuple):
+        names = [short_value(v) for v in value[:2]]
+        return ", ".join(names) + (f" +{len(value) - 2}" if len(value) > 2 else "")
+    if isinstance(value, dict) and "$data_uri" in value:  # how the store keeps an inline file
+        value = str(value.get("header") or "data:")
+    if isinstance(value, str):
+        if value.startswith("data:"):
+            text = "inline " + (value[5:].split(";", 1)[0].split(",", 1)[0] or "data")
+        elif value.startswith(("http://", "https://", "/")):
+            text = value.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or value
+        else:
+            text = value
+    else:
+        text = json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
+
+
+def _defaults(model: str) -> dict[str, Any]:
+    try:
+        from . import catalog
+
+        return catalog.get(model).defaults
+    except Exception:  # a model the catalogue does not know: every option counts as chosen
+        return {}
+
+
+def options_of(job: Any, skip: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """The inputs the user chose, besides the prompt: fields whose value is not the model's default."""
+    arguments = getattr(job, "arguments", None) or {}
+    if not isinstance(arguments, dict):
+        return ()
+    defaults = _defaults(str(getattr(job, "model", "")))
+    return tuple((name, short_value(value)) for name, value in arguments.items()
+                 if name != "prompt" and name not in skip and not (name in defaults and defaults[name] == value))
+
+
+def group_variants(jobs: Sequence[Any]) -> list[tuple[tuple[str, str], ...]]:
+    """What tells each job of a group apart: ``(field, value)`` for fields whose values differ across the group,
+    and ``("#", "2 of 3")`` among identical requests (``--n``)."""
+    args = [getattr(job, "arguments", None) or {} for job in jobs]
+    names = list(dict.fromkeys(name for a in args for name in a))
+    differing = [n for n in names if len({json.dumps(a.get(n), sort_keys=True, default=str) for a in args}) > 1]
+    keys = [json.dumps(a, sort_keys=True, default=str) for a in args]
+    variants = []
+    for i, (arguments, key) in enumerate(zip(args, keys, strict=True)):
+        chips = [(n, short_value(arguments.get(n))) for n in differing]
+        twins = keys.count(key)
+        if twins > 1:
+            chips.append(("#", f"{keys[:i].count(key) + 1} of {twins}"))
+        variants.append(tuple(chips))
+    return variants
+
+
+def card_data(job: Any, variant: tuple[tuple[str, str], ...] = ()) -> CardData:
+    """Read everything a card shows from the job, once, on the calling thread. ``variant`` says what tells this
+    job apart from the others of its group (see :func:`group_variants`); those fields leave the option list."""
     prompt = prompt_of(job)
     error, detail = _error(job)
     return CardData(
@@ -156,4 +216,6 @@ def card_data(job: Any) -> CardData:
         media=_media(job),
         error=error,
         error_detail=detail,
+        variant=variant,
+        options=options_of(job, skip=[name for name, _ in variant]),
     )

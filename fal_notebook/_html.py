@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-__all__ = ["CardData", "Media", "card_html", "card_text", "esc", "BADGE_COLOURS"]
+__all__ = ["CardData", "Media", "card_html", "card_text", "esc", "pair_text", "BADGE_COLOURS"]
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280",
@@ -29,6 +29,8 @@ _CARD = ("font-family:system-ui,-apple-system,sans-serif;font-size:13px;border:1
 _GRID = "display:flex;flex-wrap:wrap;gap:6px;margin-top:6px"
 _THUMB = "max-width:320px;max-height:200px;border-radius:4px;display:block"
 _MUTED = "color:#6b7280"
+_CHIP = ("background:#eef2ff;color:#3730a3;border:1px solid #c7d2fe;border-radius:9px;padding:0 7px;"
+         "font-size:11px;font-family:ui-monospace,monospace;white-space:nowrap")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class CardData:
     error: str = ""
     error_detail: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    variant: tuple[tuple[str, str], ...] = ()  # what tells this job apart in its group: (field, value), ("#", "2 of 3")
+    options: tuple[tuple[str, str], ...] = ()  # the other inputs the user chose (not defaults), shortened
 
 
 def esc(value: object) -> str:
@@ -82,16 +86,36 @@ def _badge(state: str) -> str:
             f'font-size:11px;font-weight:600">{_e(state)}</span>')
 
 
+def pair_text(name: str, value: str) -> str:
+    """``aspect_ratio=9:16``, or ``#2 of 3`` for the place among identical requests."""
+    return f"#{value}" if name == "#" else f"{name}={value}"
+
+
+def _queue(card: CardData) -> str:
+    if card.state == "IN_QUEUE" and card.queue_position is not None:
+        return f"queue position {int(card.queue_position)}"
+    return ""
+
+
 def _header(card: CardData) -> str:
     facts = [f"<code>{_e(card.job_id)}</code>"]
-    if card.state == "IN_QUEUE" and card.queue_position is not None:
-        facts.append(f"queue position {int(card.queue_position)}")
+    if _queue(card):
+        facts.append(f'<b class="fal-queue">{_queue(card)}</b>')
     if card.elapsed is not None:
         facts.append(f"elapsed {_seconds(card.elapsed)}")
     if card.inference_time is not None:
         facts.append(f"inference {_seconds(card.inference_time)}")
-    return (f'<div><b>{_e(card.model)}</b> {_badge(card.state)} '
+    chips = "".join(f' <span class="fal-variant" style="{_CHIP}">{_e(pair_text(n, v))}</span>'
+                    for n, v in card.variant)
+    return (f'<div><b>{_e(card.model)}</b> {_badge(card.state)}{chips} '
             f'<span style="{_MUTED}">{" · ".join(facts)}</span></div>')
+
+
+def _options(card: CardData) -> str:
+    if not card.options:
+        return ""
+    items = " · ".join(f"<code>{_e(pair_text(n, v))}</code>" for n, v in card.options)
+    return f'<div class="fal-options" style="margin-top:2px;font-size:11px;{_MUTED}">{items}</div>'
 
 
 def _prompt(card: CardData) -> str:
@@ -155,21 +179,23 @@ def _error(card: CardData) -> str:
 def card_html(card: CardData) -> str:
     """The whole card as one HTML fragment (static: it is also what the saved notebook keeps)."""
     notes = "".join(f'<div style="{_MUTED};margin-top:4px">{_e(n)}</div>' for n in card.notes)
-    body = _header(card) + _prompt(card) + _error(card) + _media(card) + _logs(card) + notes
+    body = _header(card) + _prompt(card) + _options(card) + _error(card) + _media(card) + _logs(card) + notes
     return f'<div class="fal-card" data-fal-job="{_e(card.job_id)}" style="{_CARD}">{body}</div>'
 
 
 def card_text(card: CardData) -> str:
     """The card for terminals and ``text/plain``: a status line, then the prompt, files and error."""
-    facts = [card.model, card.state]
-    if card.state == "IN_QUEUE" and card.queue_position is not None:
-        facts.append(f"queue position {card.queue_position}")
+    facts = [card.model, card.state, *(pair_text(n, v) for n, v in card.variant)]
+    if _queue(card):
+        facts.append(_queue(card))
     if card.elapsed is not None:
         facts.append(_seconds(card.elapsed))
     lines = [f"fal job {card.job_id} · " + " · ".join(facts)]
     if card.prompt:
         prompt = card.prompt if len(card.prompt) <= 100 else card.prompt[:100] + "…"
         lines.append(f"  prompt: {prompt}")
+    if card.options:
+        lines.append("  options: " + ", ".join(pair_text(n, v) for n, v in card.options))
     lines += [f"  {m.kind}: {m.path or m.href}" for m in card.media]
     if card.error:
         lines.append(f"  error: {card.error}")

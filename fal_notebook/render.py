@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from ._cardinfo import THUMB_BYTES, THUMB_SIDE, card_data, state_name, thumbnail_uri
+from ._cardinfo import THUMB_BYTES, THUMB_SIDE, card_data, group_variants, state_name, thumbnail_uri
 from ._html import card_html, card_text
 
 __all__ = [
@@ -44,17 +44,20 @@ class JobCard:
     """A static picture of a job: ``text/html`` with embedded thumbnails plus ``text/plain``.
 
     >>> display(JobCard(job))
+
+    ``variant`` says what tells the job apart from the rest of its group (``[("aspect_ratio", "9:16")]``).
     """
 
-    def __init__(self, job: Any) -> None:
+    def __init__(self, job: Any, variant: tuple[tuple[str, str], ...] = ()) -> None:
         self.job = job
+        self.variant = variant
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        data = card_data(self.job)
+        data = card_data(self.job, self.variant)
         return {"text/html": card_html(data), "text/plain": card_text(data)}
 
     def __repr__(self) -> str:
-        return card_text(card_data(self.job))
+        return card_text(card_data(self.job, self.variant))
 
 
 class LiveCard:
@@ -64,9 +67,10 @@ class LiveCard:
     calls them; none raises into the runtime thread.
     """
 
-    def __init__(self, job: Any, *, live: bool = True) -> None:
+    def __init__(self, job: Any, *, live: bool = True, variant: tuple[tuple[str, str], ...] = ()) -> None:
         self.job = job
         self.live = live
+        self.variant = variant
         self.handle: Any = None
         self.final_sent = False  # a finished card was published from inside a cell
         self.announced = False
@@ -83,7 +87,7 @@ class LiveCard:
         from IPython.display import display
 
         shown_state = state_name(self.job.state)
-        self.handle = display(JobCard(self.job), display_id=True)
+        self.handle = display(self._card(), display_id=True)
         if self.live:
             try:
                 self._loop = asyncio.get_running_loop()
@@ -97,6 +101,9 @@ class LiveCard:
         with _CARDS_LOCK:
             _CARDS.append(self)
         return self
+
+    def _card(self) -> JobCard:
+        return JobCard(self.job, self.variant)
 
     def _changed(self) -> None:
         """Runtime thread: schedule one redraw on the kernel loop, plus a timer in case that loop is busy."""
@@ -136,7 +143,7 @@ class LiveCard:
         with self._publish_lock:
             done = bool(self.job.done)
             try:
-                self.handle.update(JobCard(self.job))
+                self.handle.update(self._card())
             except Exception:
                 log.exception("could not redraw the card of job %s", getattr(self.job, "id", "?"))
         if done:
@@ -155,7 +162,7 @@ class LiveCard:
         """Main thread, in a cell: publish the card again from that cell (nbclient records only its messages)."""
         if self.handle is not None:
             with self._publish_lock:
-                self.handle.update(JobCard(self.job))
+                self.handle.update(self._card())
         if self.job.done:
             self.final_sent = True
 
@@ -165,8 +172,11 @@ def jobs_of(obj: Any) -> list[Any]:
 
 
 def show(obj: Any, *, live: bool = True) -> list[LiveCard]:
-    """Display one card per job of a ``Job`` or a ``JobGroup``; ``live`` follows them (inside a kernel)."""
-    return [LiveCard(job, live=live).show() for job in jobs_of(obj)]
+    """Display one card (one output, its own display id) per job of a ``Job`` or a ``JobGroup``; ``live``
+    follows them (inside a kernel). A group's cards say what differs: ``aspect_ratio=9:16``, ``#2 of 3``."""
+    jobs = jobs_of(obj)
+    variants = group_variants(jobs) if len(jobs) > 1 else [()] * len(jobs)
+    return [LiveCard(job, live=live, variant=variant).show() for job, variant in zip(jobs, variants, strict=True)]
 
 
 def resend_final(jobs: Iterable[Any] | None = None) -> int:
