@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import FalError, NotFoundError, ResultExpiredError, TransportError
+from .errors import FalError, FalTimeoutError, NotFoundError, RequestError, ResultExpiredError, TransportError
 from .store import JobState, utcnow
 
 if TYPE_CHECKING:
@@ -30,6 +30,22 @@ __all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer"]
 
 log = logging.getLogger("fal_notebook")
 MEDIA_KEYS = ("images", "image", "video", "videos", "audio")
+# Answers that outlasted the client's retries yet say nothing about the job: the gateway or the queue
+# service was busy or down (protocol §4), so the job is followed on rather than called FAILED.
+TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+RESULT_ATTEMPTS = 5
+
+
+def transient(exc: FalError) -> bool:
+    """A failure of the connection or of fal's front door, not of the job (app errors are JobFailedError)."""
+    if isinstance(exc, (TransportError, FalTimeoutError)):
+        return True
+    return type(exc) is RequestError and exc.status_code in TRANSIENT_STATUS
+
+
+def transient_delay(failures: int) -> float:
+    """Seconds before trying again after ``failures`` transient failures in a row."""
+    return min(30.0, 2.0 ** failures)
 
 
 class LostJob(Exception):
@@ -208,17 +224,19 @@ async def _poll(mgr: JobManager, job: Job, handle: RequestHandle) -> None:
     while True:
         try:
             status = await mgr.client.status(handle)
-        except TransportError as exc:
-            failures += 1
-            delay = min(30.0, 2.0 ** failures)
-            log.warning("status of %s failed (%s); trying again in %.0f s", handle.request_id, exc, delay)
-            await asyncio.sleep(delay)
-            continue
         except NotFoundError as exc:
             raise ResultExpiredError(
                 f"fal no longer knows request {handle.request_id} ({exc}); results are kept 1 h after "
                 "completion (6 min when 10 KB or more)", status_code=404, request_id=handle.request_id
             ) from exc
+        except FalError as exc:
+            if not transient(exc):
+                raise
+            failures += 1
+            delay = transient_delay(failures)
+            log.warning("status of %s failed (%s); trying again in %.0f s", handle.request_id, exc, delay)
+            await asyncio.sleep(delay)
+            continue
         failures = 0
         apply_status(mgr, job, status)
         if status.done:
@@ -239,7 +257,15 @@ async def result_step(mgr: JobManager, job: Job) -> None:
     if not mgr.store.begin_result_fetch(rec.id, mgr.owner):
         raise LostJob(rec.id)
     rec.result_fetches += 1
-    rec.result = await mgr.client.result(handle_of(job))
+    for attempt in range(1, RESULT_ATTEMPTS + 1):
+        try:
+            rec.result = await mgr.client.result(handle_of(job))
+            break
+        except FalError as exc:  # a GET: asking again cannot make a second job
+            if attempt == RESULT_ATTEMPTS or not transient(exc):
+                raise
+            log.warning("result of %s failed (%s); trying again", rec.request_id, exc)
+            await asyncio.sleep(transient_delay(attempt))
     mgr.persist(job, "result", "inference_time")
 
 

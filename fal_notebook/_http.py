@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from ._retry import is_ingress_error
 from .errors import (
     AuthError,
     FalError,
@@ -32,6 +33,10 @@ __all__ = ["translate_errors", "error_from_response", "format_detail", "response
 KEY_HELP = (
     "Check FAL_KEY: it must be 'key_id:key_secret' from https://fal.ai/dashboard/keys, without quotes or a "
     "trailing newline (FAL_KEY wins over FAL_KEY_ID/FAL_KEY_SECRET and TOOLS.md)."
+)
+ACCOUNT_HELP = (
+    "fal knows the key (FAL_KEY) but refuses this account or this key's scope: see "
+    "https://fal.ai/dashboard/billing and https://fal.ai/dashboard/keys."
 )
 RETENTION_HELP = (
     "fal keeps a result for 1 hour after the request completes, and only 6 minutes when the result is 10 KB "
@@ -95,6 +100,8 @@ def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | Non
     if isinstance(body, dict):
         detail = body.get("detail", body.get("error", body.get("status")))
         error_type = body.get("error_type")
+    elif is_ingress_error(response):  # nginx's HTML page says nothing more than its status line
+        detail, error_type = f"{response.reason_phrase or 'gateway error'} from fal's ingress", None
     else:
         detail = body if body is not None else response.text.strip()[:300] or None
         error_type = None
@@ -105,10 +112,11 @@ def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | Non
     return detail, error_type, text
 
 
-def _error_class(status: int, kind: str, text: str) -> type[RequestError]:
+def _error_class(response: httpx.Response, kind: str, text: str) -> type[RequestError]:
+    status = response.status_code
     if status in (401, 403):
         return AuthError
-    if kind == "result":
+    if kind == "result" and not is_ingress_error(response):  # fal never answered: the job did not fail
         if status in (404, 410):
             return ResultExpiredError
         if "in progress" in text.lower():  # fetched too early: not a failure of the job
@@ -127,9 +135,11 @@ def error_from_response(
     errors as ``JobFailedError``."""
     status = response.status_code
     detail, error_type, text = _parts(response, secret)
-    cls = _error_class(status, kind, text)
+    cls = _error_class(response, kind, text)
     message = f"{what}: HTTP {status}" + (f": {text}" if text else "")
-    if cls is AuthError:
+    if cls is AuthError and status == 403:  # e.g. "User is locked. Reason: Exhausted balance": not a key typo
+        message = f"fal refused the request ({what}: HTTP 403: {text or 'forbidden'}). {ACCOUNT_HELP}"
+    elif cls is AuthError:
         message = f"fal refused the API key ({what}: HTTP {status}: {text or 'unauthorized'}). {KEY_HELP}"
     elif cls is ResultExpiredError:
         message = f"{what}: the result is no longer available (HTTP {status}). {RETENTION_HELP}"

@@ -113,10 +113,12 @@ class HttpSession:
         headers: Mapping[str, str] | None = None,
         content: Any = None,
         timeout: httpx.Timeout | float | None = None,
+        follow_redirects: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; return a 2xx answer (or one whose status is in ``accept``), raise the typed
-        error otherwise. A streamed answer is returned unread: the caller closes it."""
+        error otherwise. A streamed answer is returned unread: the caller closes it. ``follow_redirects`` is
+        for keyless media downloads only (a CDN may redirect to its storage)."""
         client = self.client()
         request_headers = self.headers(url, api=api, extra=headers)
         call_timeout = timeout if timeout is not None else self.timeout
@@ -131,7 +133,9 @@ class HttpSession:
                     content=content() if callable(content) else content,
                     **kwargs,
                 )
-                response = await self._attempt(client, request, attempt, stream=stream, idempotent=idempotent)
+                response = await self._attempt(
+                    client, request, attempt, stream=stream, idempotent=idempotent, redirects=follow_redirects
+                )
                 if response is None:
                     continue
                 if response.is_success or response.status_code in accept:
@@ -161,10 +165,11 @@ class HttpSession:
         *,
         stream: bool,
         idempotent: bool,
+        redirects: bool = False,
     ) -> httpx.Response | None:
         """One try. ``None`` means "failed in a retryable way and slept"; a final failure raises (httpx)."""
         try:
-            return await client.send(request, stream=stream)
+            return await client.send(request, stream=stream, follow_redirects=redirects)
         except httpx.TransportError as exc:
             if attempt >= self.retry.max_attempts or not should_retry_error(
                 exc, request, idempotent=idempotent

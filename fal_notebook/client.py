@@ -234,7 +234,8 @@ class AsyncQueueClient:
     async def _stream_to(self, url: str, out: Any) -> None:
         what = _media_what(url)
         response = await self.session.send(
-            "GET", url, what=what, api=False, idempotent=True, stream=True, headers={"Accept": "*/*"}
+            "GET", url, what=what, api=False, idempotent=True, stream=True, headers={"Accept": "*/*"},
+            follow_redirects=True,
         )
         try:
             with translate_errors(what):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import mimetypes
+import unicodedata
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -176,6 +177,15 @@ def _field(body: dict[str, Any], name: str, what: str) -> str:
     return value
 
 
+def _header_name(name: str) -> str:
+    """``X-Fal-File-Name`` as ASCII (HTTP headers are; httpx refuses ``café.png``): accents folded."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    folded = "".join(ch for ch in folded if ch.isprintable()).strip()
+    if not folded.strip(". "):
+        return "upload.bin"
+    return f"upload{folded}" if folded.startswith(".") else folded
+
+
 def _content_headers(src: _Source, length: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"Content-Type": src.content_type, "Content-Length": str(length), **(extra or {})}
 
@@ -183,7 +193,7 @@ def _content_headers(src: _Source, length: int, extra: dict[str, str] | None = N
 async def _direct(client: AsyncQueueClient, src: _Source, token: _Token) -> str:
     what = f"upload of {src.file_name} to fal's CDN"
     headers = _content_headers(
-        src, src.size, {"Authorization": token.header, "X-Fal-File-Name": src.file_name}
+        src, src.size, {"Authorization": token.header, "X-Fal-File-Name": _header_name(src.file_name)}
     )
     url = f"{client.settings.endpoints.cdn.rstrip('/')}/files/upload"
     body = await _post_json(client, url, what, headers=headers, content=src.body(), timeout=UPLOAD_TIMEOUT)
@@ -215,7 +225,7 @@ async def _multipart(client: AsyncQueueClient, src: _Source, token: _Token) -> s
         client,
         f"{token.base_url}/files/upload/multipart",
         what,
-        headers={**auth, "Content-Type": src.content_type, "X-Fal-File-Name": src.file_name},
+        headers={**auth, "Content-Type": src.content_type, "X-Fal-File-Name": _header_name(src.file_name)},
     )
     access_url, upload_id = _field(created, "access_url", what), _field(created, "uploadId", what)
     base = f"{access_url}/multipart/{upload_id}"
