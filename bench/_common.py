@@ -64,12 +64,30 @@ def job_manager(url: str, **options: Any) -> Iterator[Any]:
             manager.store.close()
 
 
+class Delayed:
+    """ASGI wrapper adding ``seconds`` before every request is handled: a stand-in for a network round trip,
+    which loopback does not have. The sleep is on the server's loop, so other requests are not held up."""
+
+    def __init__(self, app: Any, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            import asyncio
+
+            await asyncio.sleep(self.seconds)
+        await self.app(scope, receive, send)
+
+
 @contextmanager
-def emulator(scenario: str = "fast", **knobs: Any) -> Iterator[Any]:
-    """An in-process ``EmulatorServer`` on a free loopback port."""
+def emulator(scenario: str = "fast", *, added_latency: float = 0.0, **knobs: Any) -> Iterator[Any]:
+    """An in-process ``EmulatorServer`` on a free loopback port; ``added_latency`` s before every request."""
     from fal_notebook.emulator import EmulatorServer
 
-    server = EmulatorServer(scenario=scenario).start()
+    server = EmulatorServer(scenario=scenario)
+    if added_latency > 0:
+        server.app = Delayed(server.app, added_latency)  # read by start() when it builds the uvicorn server
+    server.start()
     try:
         if knobs:
             server.configure(**knobs)

@@ -10,6 +10,9 @@ alternating between the two clients so background noise hits both alike; one war
   every image has been streamed to a file with a pooled ``httpx.Client``.
 - ours: ``JobManager.submit()`` (validates, stores the row, hands the POST to the runtime thread, returns), then
   ``job.wait()``, which returns once the result is fetched and every image is saved.
+
+Loopback has no round trip, so a second run (``--added-latency-ms``) makes the emulator wait before handling
+every request, a stand-in for the network between a notebook and fal.
 """
 
 from __future__ import annotations
@@ -61,26 +64,28 @@ def fal_notebook_job(manager, n: int) -> tuple[float, float]:
     return returned, done
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_pair(jobs: int, added_latency: float) -> tuple[list, list]:
+    """``jobs`` measured jobs per client, alternating, on a fresh emulator; returns (fal_client, ours)."""
     import httpx
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=20, help="measured jobs per client (default 20)")
-    args = parser.parse_args(argv)
-    print(header(f"submit_latency: {args.jobs} sequential jobs per client, {MODEL}, emulator scenario 'fast'"))
     theirs: list[tuple[float, float]] = []
     ours: list[tuple[float, float]] = []
-    with emulator("fast") as server, job_manager(server.url) as manager, \
+    with emulator("fast", added_latency=added_latency) as server, job_manager(server.url) as manager, \
             tempfile.TemporaryDirectory(prefix="fal-bench-") as tmp, httpx.Client(timeout=30) as downloader:
         client = fal_client_for(server.url)
         try:
             fal_client_job(client, downloader, Path(tmp), -1)  # warm-up: connections, imports
             fal_notebook_job(manager, -1)
-            for n in range(args.jobs):
+            for n in range(jobs):
                 theirs.append(fal_client_job(client, downloader, Path(tmp), n))
                 ours.append(fal_notebook_job(manager, n))
         finally:
             client._client.close()
+    return theirs, ours
+
+
+def report(theirs: list, ours: list) -> tuple[list, list]:
+    """Table rows (milliseconds) and ratio rows for one run."""
     rows, ratios = [], []
     for column, title in ((0, "submit() returns"), (1, "images on disk")):
         base = Summary.of([t[column] * 1000 for t in theirs])
@@ -88,10 +93,24 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([f"{title}: fal_client", f"{base.median:.1f}", f"{base.p95:.1f}"])
         rows.append([f"{title}: fal_notebook", f"{mine.median:.1f}", f"{mine.p95:.1f}"])
         ratios.append([title, ratio(base.median, mine.median), ratio(base.p95, mine.p95)])
-    print(table(["milliseconds", "median", "p95"], rows))
-    print()
-    print(table(["ratio fal_client / fal_notebook", "median", "p95"], ratios))
-    print("\n(>1x: fal_notebook is faster. The job itself spends 200 ms on the server.)")
+    return rows, ratios
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20, help="measured jobs per client (default 20)")
+    parser.add_argument("--added-latency-ms", default="0,50",
+                        help="runs with this much delay before every request, comma-separated (default 0,50)")
+    args = parser.parse_args(argv)
+    print(header(f"submit_latency: {args.jobs} sequential jobs per client, {MODEL}, emulator scenario 'fast'"))
+    for delay_ms in (float(v) for v in args.added_latency_ms.split(",") if v.strip()):
+        rows, ratios = report(*run_pair(args.jobs, delay_ms / 1000))
+        print(f"added latency per request: {delay_ms:g} ms")
+        print(table(["milliseconds", "median", "p95"], rows))
+        print()
+        print(table(["ratio fal_client / fal_notebook", "median", "p95"], ratios))
+        print()
+    print("(>1x: fal_notebook is faster. Each job spends 200 ms on the server.)")
     return 0
 
 
