@@ -1,19 +1,25 @@
-"""Real JupyterLab in Debian's headless chromium: cards fill in their own cells while a later cell still runs.
+"""Real JupyterLab in Debian's headless chromium runs ``notebooks/quickstart.ipynb``: each job's pictures load in
+its own cell while a later cell is still running, and the saved notebook keeps them in those cells.
 
-Needs ``/usr/bin/chromium``; skipped without it unless ``FAL_NOTEBOOK_REQUIRE_BROWSER=1`` (``run.py test``),
-which turns the skip into a failure. Set ``FAL_NOTEBOOK_UPDATE_SCREENSHOT=1`` to refresh docs/screenshot.png.
+One cell is inserted right after the sweep (the last job cell): it prints which jobs are still running as it
+starts, then blocks the kernel until the test releases it. So the sweep's and the video's pictures can only arrive
+while that later cell shows ``[*]``. Needs ``/usr/bin/chromium``; skipped without it unless
+``FAL_NOTEBOOK_REQUIRE_BROWSER=1`` (``run.py test``), which turns the skip into a failure. The screenshot of the
+top of the quickstart goes to docs/screenshot.png when ``FAL_NOTEBOOK_UPDATE_SCREENSHOT=1`` or when it is missing.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
+from test_notebook import MAX_BYTES_PER_IMAGE, QUICKSTART, cell_html, ratio, thumbs
 
 from fal_notebook.emulator import EmulatorServer
 
@@ -22,32 +28,49 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 MAX_SCREENSHOT_BYTES = 400_000
+NOTEBOOK = "quickstart.ipynb"
+STARTED = "still running as this cell starts:"
+FINISHED = "later cell finished"
+# the quickstart's job cells, found by their source; the blocking cell goes right after the sweep
+MARKS = {"fox": "fox = %fal", "edit": "%%fal nano-banana-pro/edit", "video": "%fal kling-o3-edit",
+         "sweep": "--sweep aspect_ratio=1:1,16:9,9:16"}
 
 KERNEL_READY_JS = """() => { const nb = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const sess = nb && nb.sessionContext && nb.sessionContext.session;
   return !!(sess && sess.kernel) && sess.kernel.status === 'idle'; }"""
 IMAGES_LOADED_JS = """([area, n]) => area.innerText.split('COMPLETED').length - 1 >= n &&
   [...area.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length >= n"""
-CELL_RUNNING_JS = """(prompt) => prompt.innerText.includes('*')"""
 VIDEO_READY_JS = """(area) => [...area.querySelectorAll('video')].some(v => v.readyState >= 1 && v.videoWidth > 0)"""
+CELL_RUNNING_JS = """(prompt) => prompt.innerText.includes('*')"""
+CELL_DONE_JS = """(prompt) => /\\[\\d+\\]/.test(prompt.innerText)"""
+TEXT_JS = """([area, text]) => area.innerText.includes(text)"""
+TO_TOP_JS = """() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0;
+  nb.node.scrollTop = 0; const outer = nb.node.closest('.jp-WindowedPanel-outer') || nb.node;
+  outer.scrollTop = 0; }"""
+JOB_IDS_JS = """(area) => [...area.querySelectorAll('.fal-card')].map(c => c.dataset.falJob)"""
 
 
-def make_notebook(path: Path, release: Path) -> None:
-    cells = [
-        "%load_ext fal_notebook",
-        "fox = %fal nano-banana-pro a red fox in fresh snow, golden hour --aspect-ratio 16:9",
-        "%fal nano-banana-pro a lighthouse on a cliff at dusk --sweep aspect_ratio=1:1,16:9,9:16",
-        "from fal_notebook.media import write_mp4\n"
-        f"clip = write_mp4({str(release.parent / 'clip.mp4')!r}, 1280, 720, seconds=3, fps=4)\n"
-        "%fal kling-o3-edit turn @Video1 into a snowy night --video-url {clip}",
-        "import os, time\n# a long computation: the cards above keep updating meanwhile\n"
-        f"for _ in range(1200):\n    if os.path.exists({str(release)!r}):\n        break\n    time.sleep(0.1)\n"
-        "print('later cell finished')",
-    ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    nbformat.write(nb, path)
+def blocking_cell(release: Path) -> str:
+    return (f"import os, time, fal_notebook\n"
+            f"print({STARTED!r}, *sorted(j.id for j in fal_notebook.jobs() if not j.done))\n"
+            f"deadline = time.monotonic() + 180\n"
+            f"while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:\n"
+            f"    time.sleep(0.1)  # a long computation: the cards above keep filling in meanwhile\n"
+            f"print({FINISHED!r})")
+
+
+def prepare_quickstart(dest: Path, release: Path) -> dict[str, int]:
+    """Copy the quickstart with the blocking cell after the sweep; the cell index of each job cell and of it."""
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    sweep = next(i for i, c in enumerate(nb.cells) if MARKS["sweep"] in c.source)
+    nb.cells.insert(sweep + 1, nbformat.v4.new_code_cell(blocking_cell(release)))
+    marks = {**MARKS, "later": STARTED, "wait": "%fal wait"}
+    where = {name: next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and mark in c.source)
+             for name, mark in marks.items()}
+    where["last"] = len(nb.cells) - 1
+    assert where["later"] == sweep + 1 < where["wait"] < where["last"], "wait/history must follow the later cell"
+    nbformat.write(nb, dest)
+    return where
 
 
 def save_screenshot(png: bytes, dest: Path) -> int:
@@ -62,17 +85,17 @@ def save_screenshot(png: bytes, dest: Path) -> int:
     return len(out.getvalue())
 
 
-def test_cards_fill_in_their_own_cells_while_a_later_cell_runs(tmp_path):
+def test_quickstart_pictures_load_in_their_own_cells_while_a_later_cell_runs(tmp_path):
     chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
     release = tmp_path / "release"
-    make_notebook(nb_dir / "e2e.ipynb", release)
+    where = prepare_quickstart(nb_dir / NOTEBOOK, release)
     with EmulatorServer(scenario="normal") as server:
         env = {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "test-id:test-secret",
-               "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "FAL_NOTEBOOK_OUTPUTS": str(nb_dir / "fal_outputs"),
+               "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "FAL_NOTEBOOK_OUTPUTS": "fal_outputs",
                "JUPYTER_DATA_DIR": str(tmp_path / "lab" / "data")}
         proc, lab = start_jupyterlab(nb_dir, tmp_path / "lab", env)
         try:
@@ -81,40 +104,86 @@ def test_cards_fill_in_their_own_cells_while_a_later_cell_runs(tmp_path):
                                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
                 try:
                     page = browser.new_page(viewport={"width": 1200, "height": 1400})
-                    shot = drive(page, lab, release, tmp_path)
+                    shot = drive(page, lab, release, where)
                 finally:
                     browser.close()
         finally:
             release.touch()
             stop_process_group(proc)
+    check_saved(nb_dir / NOTEBOOK, where)
     size = save_screenshot(shot, tmp_path / "screenshot.png")
     assert size < MAX_SCREENSHOT_BYTES
     if os.environ.get("FAL_NOTEBOOK_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
         shutil.copy(tmp_path / "screenshot.png", SCREENSHOT)
 
 
-def drive(page, lab: dict, release: Path, tmp_path: Path) -> bytes:
-    """Run all cells; while the last one is still running, the job cells must show loaded images."""
-    page.goto(f"{lab['base']}/lab/tree/e2e.ipynb?reset&token={lab['token']}")
+def drive(page, lab: dict, release: Path, where: dict[str, int]) -> bytes:
+    """Run all; while the blocking cell is ``[*]`` every job cell must show its loaded pictures. Then release it,
+    let the quickstart finish and save from the browser. Returns the screenshot taken meanwhile."""
+    page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK}?reset&token={lab['token']}")
     page.wait_for_function(KERNEL_READY_JS, timeout=90_000, polling=250)
     page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); "
                   "void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     cells = page.locator(".jp-Notebook .jp-Cell")
-    later_prompt = cells.nth(4).locator(".jp-InputPrompt").element_handle()
-    page.wait_for_function(CELL_RUNNING_JS, arg=later_prompt, timeout=60_000, polling=100)
-    for index, count in ((1, 1), (2, 3)):
-        area = cells.nth(index).locator(".jp-OutputArea").element_handle()
-        page.wait_for_function(IMAGES_LOADED_JS, arg=[area, count], timeout=60_000, polling=200)
-    video_area = cells.nth(3).locator(".jp-OutputArea").element_handle()
-    page.wait_for_function(VIDEO_READY_JS, arg=video_area, timeout=60_000, polling=200)  # the player loads
-    assert "*" in later_prompt.inner_text(), "the later cell finished before the images arrived"
-    later_output = cells.nth(4).locator(".jp-OutputArea")
-    assert "later cell finished" not in later_output.inner_text()
-    fox_area = cells.nth(1).locator(".jp-OutputArea")
-    assert fox_area.locator(".fal-card").count() == 1 and "fox" in fox_area.inner_text()
-    assert cells.nth(2).locator(".jp-OutputArea .fal-card").count() == 3
+    later_prompt = cells.nth(where["later"]).locator(".jp-InputPrompt").element_handle()
+    page.wait_for_function(CELL_RUNNING_JS, arg=later_prompt, timeout=90_000, polling=100)
+    running_at_start = wait_for_pictures(page, cells, where)
+    assert "*" in later_prompt.inner_text(), "the later cell finished before the pictures arrived"
+    later_output = cells.nth(where["later"]).locator(".jp-OutputArea")
+    assert FINISHED not in later_output.inner_text()
+    asked = [*page.evaluate(JOB_IDS_JS, area(cells, where["sweep"])),
+             *page.evaluate(JOB_IDS_JS, area(cells, where["video"]))]
+    assert len(asked) == 4 and set(asked) <= running_at_start, "those jobs were done before the later cell began"
+    page.evaluate(TO_TOP_JS)
+    cells.nth(0).scroll_into_view_if_needed()
     shot = page.screenshot(type="png")
     release.touch()
-    page.wait_for_function("(cell) => cell.innerText.includes('later cell finished')",
-                           arg=later_output.element_handle(), timeout=30_000, polling=200)
+    page.wait_for_function(TEXT_JS, arg=[later_output.element_handle(), FINISHED], timeout=30_000, polling=200)
+    last_prompt = cells.nth(where["last"]).locator(".jp-InputPrompt").element_handle()
+    page.wait_for_function(CELL_DONE_JS, arg=last_prompt, timeout=60_000, polling=200)
+    page.wait_for_function(KERNEL_READY_JS, timeout=30_000, polling=200)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")  # resolves once written
     return shot
+
+
+def area(cells, index: int):
+    return cells.nth(index).locator(".jp-OutputArea").element_handle()
+
+
+def wait_for_pictures(page, cells, where: dict[str, int]) -> set[str]:
+    """Each job cell shows its own loaded pictures; returns the job ids the blocking cell saw still running."""
+    for name, count in (("fox", 1), ("edit", 1), ("sweep", 3)):
+        cells.nth(where[name]).scroll_into_view_if_needed()
+        page.wait_for_function(IMAGES_LOADED_JS, arg=[area(cells, where[name]), count], timeout=60_000,
+                               polling=200)
+    cells.nth(where["video"]).scroll_into_view_if_needed()
+    page.wait_for_function(VIDEO_READY_JS, arg=area(cells, where["video"]), timeout=60_000, polling=200)
+    fox = cells.nth(where["fox"]).locator(".jp-OutputArea")
+    assert fox.locator(".fal-card").count() == 1 and "fox" in fox.inner_text()
+    sweep = cells.nth(where["sweep"]).locator(".jp-OutputArea")
+    assert sweep.locator(".fal-card").count() == 3
+    assert sweep.locator(".fal-variant").all_inner_texts() == [f"aspect_ratio={r}" for r in ("1:1", "16:9", "9:16")]
+    later = area(cells, where["later"])
+    page.wait_for_function(TEXT_JS, arg=[later, STARTED], timeout=30_000, polling=200)
+    line = next(x for x in later.inner_text().splitlines() if x.startswith(STARTED))
+    return set(line[len(STARTED):].split())
+
+
+def check_saved(path: Path, where: dict[str, int]) -> None:
+    """The notebook JupyterLab saved keeps each job's light pictures in the cell that asked for it."""
+    nb = nbformat.read(path, as_version=4)
+    (fox,) = thumbs(cell_html(nb.cells[where["fox"]]))
+    assert abs(ratio(fox) - 16 / 9) < 0.02
+    assert len(thumbs(cell_html(nb.cells[where["edit"]]))) == 1
+    sweep_html = cell_html(nb.cells[where["sweep"]])
+    assert len(sweep_html) == 3  # one output per job, each updated in place
+    sweep = thumbs(sweep_html)
+    assert [round(ratio(s), 2) for s in sweep] == [1.0, round(16 / 9, 2), round(9 / 16, 2)]
+    video = "".join(cell_html(nb.cells[where["video"]]))
+    assert "<video controls" in video and 'poster="data:image/jpeg;base64,' in video and "COMPLETED" in video
+    later = "".join(o.get("text", "") for o in nb.cells[where["later"]].outputs)
+    assert STARTED in later and FINISHED in later
+    assert [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"] == []
+    text = path.read_text()
+    shown = len(re.findall(r"<img |poster=", text))
+    assert shown >= 7 and path.stat().st_size <= MAX_BYTES_PER_IMAGE * shown

@@ -82,9 +82,18 @@ def test_quickstart_runs_headless_and_keeps_light_thumbnails_in_the_right_cells(
     loaded = "".join(o.get("text", "") for o in find(nb, "%load_ext").outputs)
     assert "emulator at http://127.0.0.1:" in loaded and "test-secret" not in loaded
 
-    (fox,) = thumbs(cell_html(find(nb, "fox = %fal")))
+    fox_cell = find(nb, "fox = %fal")
+    (fox,) = thumbs(cell_html(fox_cell))
     assert abs(ratio(fox) - 16 / 9) < 0.02 and max(fox) <= 384
-    sweep = thumbs(cell_html(find(nb, "--sweep aspect_ratio=1:1,16:9,9:16")))
+    assert "<code>aspect_ratio=16:9</code>" in cell_html(fox_cell)[0]  # the option the user chose
+    plain = [o["data"]["text/plain"] for o in fox_cell.outputs if "text/plain" in o.get("data", {})]
+    assert len(plain) == 1 and plain[0].startswith("fal job ") and "COMPLETED" in plain[0]
+    assert "base64" not in plain[0] and "fal_outputs/" in plain[0]
+    sweep_html = cell_html(find(nb, "--sweep aspect_ratio=1:1,16:9,9:16"))
+    assert len(sweep_html) == 3  # one output per job, each updated in place
+    assert [re.findall(r'class="fal-variant"[^>]*>([^<]*)<', h) for h in sweep_html] == [
+        ["aspect_ratio=1:1"], ["aspect_ratio=16:9"], ["aspect_ratio=9:16"]]
+    sweep = thumbs(sweep_html)
     assert [round(ratio(s), 2) for s in sweep] == [1.0, round(16 / 9, 2), round(9 / 16, 2)]
     assert len(thumbs(cell_html(find(nb, "%%fal nano-banana-pro/edit")))) == 1
     video = "".join(cell_html(find(nb, "kling-o3-edit")))
