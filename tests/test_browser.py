@@ -2,8 +2,9 @@
 its own cell while a later cell is still running, and the saved notebook keeps them in those cells.
 
 One cell is inserted right after the sweep (the last job cell): it prints which jobs are still running as it
-starts, then blocks the kernel until the test releases it. So the sweep's and the video's pictures can only arrive
-while that later cell shows ``[*]``. Needs ``/usr/bin/chromium``; skipped without it unless
+starts, then blocks the kernel until the test releases it. The emulator holds every job IN_QUEUE (the fox is let
+go first: the next cell waits for it) until that cell runs, so the edit's, the video's and the sweep's pictures can
+only arrive while it shows ``[*]``. Needs ``/usr/bin/chromium``; skipped without it unless
 ``FAL_NOTEBOOK_REQUIRE_BROWSER=1`` (``run.py test``), which turns the skip into a failure. The screenshot of the
 top of the quickstart goes to docs/screenshot.png when ``FAL_NOTEBOOK_UPDATE_SCREENSHOT=1`` or when it is missing.
 """
@@ -44,6 +45,7 @@ VIDEO_READY_JS = """(area) => [...area.querySelectorAll('video')].some(v => v.re
 CELL_RUNNING_JS = """(prompt) => prompt.innerText.includes('*')"""
 CELL_DONE_JS = """(prompt) => /\\[\\d+\\]/.test(prompt.innerText)"""
 TEXT_JS = """([area, text]) => area.innerText.includes(text)"""
+COUNT_JS = """([area, text, n]) => area.innerText.split(text).length - 1 >= n"""
 TO_TOP_JS = """() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0;
   nb.node.scrollTop = 0; const outer = nb.node.closest('.jp-WindowedPanel-outer') || nb.node;
   outer.scrollTop = 0; }"""
@@ -104,11 +106,12 @@ def test_quickstart_pictures_load_in_their_own_cells_while_a_later_cell_runs(tmp
                                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
                 try:
                     page = browser.new_page(viewport={"width": 1200, "height": 1400})
-                    shot = drive(page, lab, release, where)
+                    shot = drive(page, server, lab, release, where)
                 finally:
                     browser.close()
         finally:
             release.touch()
+            server.release()
             stop_process_group(proc)
     check_saved(nb_dir / NOTEBOOK, where)
     size = save_screenshot(shot, tmp_path / "screenshot.png")
@@ -117,23 +120,24 @@ def test_quickstart_pictures_load_in_their_own_cells_while_a_later_cell_runs(tmp
         shutil.copy(tmp_path / "screenshot.png", SCREENSHOT)
 
 
-def drive(page, lab: dict, release: Path, where: dict[str, int]) -> bytes:
+def drive(page, server: EmulatorServer, lab: dict, release: Path, where: dict[str, int]) -> bytes:
     """Run all; while the blocking cell is ``[*]`` every job cell must show its loaded pictures. Then release it,
     let the quickstart finish and save from the browser. Returns the screenshot taken meanwhile."""
     page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK}?reset&token={lab['token']}")
     page.wait_for_function(KERNEL_READY_JS, timeout=90_000, polling=250)
+    server.hold()  # every job stays IN_QUEUE until the test lets it run
     page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); "
                   "void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     cells = page.locator(".jp-Notebook .jp-Cell")
+    running_at_start = hold_until_the_later_cell_runs(page, server, cells, where)
     later_prompt = cells.nth(where["later"]).locator(".jp-InputPrompt").element_handle()
-    page.wait_for_function(CELL_RUNNING_JS, arg=later_prompt, timeout=90_000, polling=100)
-    running_at_start = wait_for_pictures(page, cells, where)
+    server.release()  # the remaining jobs start only now, while the later cell blocks the kernel
+    wait_for_pictures(page, cells, where)
     assert "*" in later_prompt.inner_text(), "the later cell finished before the pictures arrived"
     later_output = cells.nth(where["later"]).locator(".jp-OutputArea")
     assert FINISHED not in later_output.inner_text()
-    asked = [*page.evaluate(JOB_IDS_JS, area(cells, where["sweep"])),
-             *page.evaluate(JOB_IDS_JS, area(cells, where["video"]))]
-    assert len(asked) == 4 and set(asked) <= running_at_start, "those jobs were done before the later cell began"
+    asked = [i for name in ("edit", "video", "sweep") for i in page.evaluate(JOB_IDS_JS, area(cells, where[name]))]
+    assert len(asked) == 5 and set(asked) <= running_at_start, "those jobs were done before the later cell began"
     page.evaluate(TO_TOP_JS)
     cells.nth(0).scroll_into_view_if_needed()
     shot = page.screenshot(type="png")
@@ -150,8 +154,24 @@ def area(cells, index: int):
     return cells.nth(index).locator(".jp-OutputArea").element_handle()
 
 
-def wait_for_pictures(page, cells, where: dict[str, int]) -> set[str]:
-    """Each job cell shows its own loaded pictures; returns the job ids the blocking cell saw still running."""
+def hold_until_the_later_cell_runs(page, server: EmulatorServer, cells, where: dict[str, int]) -> set[str]:
+    """Let only the fox run (the next cell waits for it); the later jobs show their queue position until the
+    blocking cell runs. Returns the job ids that cell saw still running as it started."""
+    page.wait_for_function(TEXT_JS, arg=[area(cells, where["fox"]), "IN_QUEUE"], timeout=90_000, polling=100)
+    (fox_request,) = server.jobs  # the only job submitted so far
+    server.release(fox_request)
+    later = area(cells, where["later"])
+    page.wait_for_function(TEXT_JS, arg=[later, STARTED], timeout=60_000, polling=100)
+    assert "*" in cells.nth(where["later"]).locator(".jp-InputPrompt").inner_text()
+    cells.nth(where["sweep"]).scroll_into_view_if_needed()
+    page.wait_for_function(COUNT_JS, arg=[area(cells, where["sweep"]), "queue position", 3], timeout=30_000,
+                           polling=100)
+    line = next(x for x in later.inner_text().splitlines() if x.startswith(STARTED))
+    return set(line[len(STARTED):].split())
+
+
+def wait_for_pictures(page, cells, where: dict[str, int]) -> None:
+    """Each job cell shows its own loaded pictures, and a sweep card says which value it got."""
     for name, count in (("fox", 1), ("edit", 1), ("sweep", 3)):
         cells.nth(where[name]).scroll_into_view_if_needed()
         page.wait_for_function(IMAGES_LOADED_JS, arg=[area(cells, where[name]), count], timeout=60_000,
@@ -163,10 +183,6 @@ def wait_for_pictures(page, cells, where: dict[str, int]) -> set[str]:
     sweep = cells.nth(where["sweep"]).locator(".jp-OutputArea")
     assert sweep.locator(".fal-card").count() == 3
     assert sweep.locator(".fal-variant").all_inner_texts() == [f"aspect_ratio={r}" for r in ("1:1", "16:9", "9:16")]
-    later = area(cells, where["later"])
-    page.wait_for_function(TEXT_JS, arg=[later, STARTED], timeout=30_000, polling=200)
-    line = next(x for x in later.inner_text().splitlines() if x.startswith(STARTED))
-    return set(line[len(STARTED):].split())
 
 
 def check_saved(path: Path, where: dict[str, int]) -> None:
