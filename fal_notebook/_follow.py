@@ -111,6 +111,8 @@ def output_name(job_id: str, index: int, item: dict) -> str:
     if not name and not url.startswith("data:"):
         name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     content_type = str(item.get("content_type") or "").split(";")[0].strip()
+    if not content_type and url.startswith("data:"):  # sync_mode: the type is in the URI itself
+        content_type = url[5:].split(",", 1)[0].split(";")[0].strip()
     ext = mimetypes.guess_extension(content_type) if content_type else None
     stem = safe_filename(name, default="output")
     if ext and not Path(stem).suffix:

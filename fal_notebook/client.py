@@ -187,14 +187,16 @@ class AsyncQueueClient:
     async def result(self, handle: RequestHandle) -> dict[str, Any]:
         """The output of a COMPLETED request. A failed request raises ``JobFailedError`` with fal's detail and
         error_type; a result past fal's retention raises ``ResultExpiredError``."""
-        body = await self._json(
-            "GET",
-            handle.response_url,
-            what=f"result of {handle.endpoint_id} request {handle.request_id}",
-            kind="result",
-        )
+        what = f"result of {handle.endpoint_id} request {handle.request_id}"
+        response = await self.session.send("GET", handle.response_url, what=what, api=True, idempotent=True,
+                                           kind="result")
+        body = response_json(response)
         if not isinstance(body, dict):
             raise RequestError(f"result of request {handle.request_id} is not a JSON object", detail=body)
+        if response.status_code == 202 and body.get("status") in ("IN_QUEUE", "IN_PROGRESS"):
+            # asked too early, answered with the status body (as fal emulators do): not an output
+            raise RequestError(f"{what}: the request is still in progress ({body['status']})", status_code=202,
+                               detail=body)
         return body
 
     async def cancel(self, handle: RequestHandle) -> str:

@@ -126,7 +126,10 @@ class _Token:
 
 def _parse_token(body: Any, fallback_base: str) -> _Token:
     try:
-        expires = datetime.fromisoformat(str(body["expires_at"]).replace("Z", "+00:00"))
+        raw = body["expires_at"]
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):  # epoch seconds, just in case
+            raw = datetime.fromtimestamp(raw, UTC).isoformat()
+        expires = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
         return _Token(

@@ -383,3 +383,15 @@ def test_ingress_502_exhausted_on_result_is_not_a_job_failure() -> None:
         run(fal.client(attempts=2).result(handle()))
     assert not isinstance(info.value, JobFailedError) and info.value.status_code == 502
     assert len(fal.requests) == 2
+
+
+@pytest.mark.parametrize("response", [
+    ok({"detail": "Request is still in progress"}, 400),
+    ok(status_body("IN_PROGRESS", logs=None, metrics={}), 202),
+])
+def test_result_asked_too_early_is_not_an_output_nor_a_failure(response: httpx.Response) -> None:
+    """§1.6: before COMPLETED the result endpoint is undocumented; neither answer is the job's output."""
+    fal = Fal({("GET", f"/fal-ai/flux/requests/{RID}"): response})
+    with pytest.raises(RequestError) as info:
+        run(fal.client().result(handle()))
+    assert not isinstance(info.value, JobFailedError) and "in progress" in str(info.value).lower()

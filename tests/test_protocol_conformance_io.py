@@ -172,15 +172,16 @@ def test_sync_mode_data_uri_result_is_decoded_locally(tmp_path: Path) -> None:
 class Storage(Fal):
     """rest.fal.ai, v3.fal.media and a multipart ``base_url`` on another host, as fal_client meets them."""
 
-    def __init__(self, base_url: str = "https://upload.fal-cdn.example", cdn_status: int = 200) -> None:
+    def __init__(self, base_url: str = "https://upload.fal-cdn.example", cdn_status: int = 200,
+                 expires_at: object = "2099-12-31T23:59:59.000Z") -> None:
         super().__init__({}, self.serve)
-        self.base_url, self.cdn_status = base_url, cdn_status
+        self.base_url, self.cdn_status, self.expires_at = base_url, cdn_status, expires_at
 
     def serve(self, request: httpx.Request) -> httpx.Response:
         host, path = request.url.host, request.url.path
         if (host, path) == ("rest.fal.ai", "/storage/auth/token"):
             return ok({"token": "cdn-token", "token_type": "Bearer", "base_url": self.base_url,
-                       "expires_at": "2099-12-31T23:59:59.000Z"})
+                       "expires_at": self.expires_at})
         if (host, path) == ("v3.fal.media", "/files/upload"):
             if self.cdn_status != 200:
                 return ok({"detail": "upload failed"}, self.cdn_status)
@@ -200,8 +201,10 @@ class Storage(Fal):
         return [r for r in self.requests if r.url.host == host and r.url.path.startswith(path)]
 
 
-def test_upload_token_then_raw_bytes_with_bearer() -> None:
-    fal = Storage()
+@pytest.mark.parametrize("expires_at", ["2099-12-31T23:59:59.000Z", "2099-12-31T23:59:59.123456789+00:00",
+                                        "2099-12-31T23:59:59", 4102444799])
+def test_upload_token_then_raw_bytes_with_bearer(expires_at: object) -> None:
+    fal = Storage(expires_at=expires_at)
     url = run(storage.async_upload(fal.client(), PNG, file_name="in.png"))
     assert url == "https://v3.fal.media/files/zebra/in.png"
     (token,) = fal.find("rest.fal.ai", "/storage/auth/token")
@@ -211,6 +214,7 @@ def test_upload_token_then_raw_bytes_with_bearer() -> None:
     assert cdn.method == "POST" and cdn.content == PNG
     assert cdn.headers["authorization"] == "Bearer cdn-token"
     assert cdn.headers["content-type"] == "image/png" and cdn.headers["x-fal-file-name"] == "in.png"
+    assert fal.find("rest.fal.ai", "/storage/upload/initiate") == []  # the token was understood
 
 
 def test_multipart_goes_to_the_token_base_url(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from test_protocol_conformance import KEY, NGINX_502, RID, ok, urls
+from test_protocol_conformance_io import PNG
 
 from fal_notebook.client import AsyncQueueClient, RetryPolicy
 from fal_notebook.config import ApiKey, Endpoints, Settings
@@ -23,10 +24,7 @@ from fal_notebook.runtime import JobManager
 from fal_notebook.store import JobState, JobStore
 
 MODEL = "fal-ai/flux/dev/image-to-image"  # a sub-path model: status must use the returned URLs
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c63f8cfc0f01f0005000101ff89993d1d0000000049454e44ae426082"
-)
+
 SEED = 15860307465884635512
 
 
@@ -38,10 +36,12 @@ class Queue:
     """One request's script: ``submit`` answer, a list of status answers (the last repeats), the result
     answer. Paths fal would refuse (a sub-path before ``/requests/``) answer 405, as fal's router does."""
 
-    def __init__(self, submit: httpx.Response, statuses: list[httpx.Response],
+    def __init__(self, submit: httpx.Response, statuses: list[httpx.Response] | Callable[[], httpx.Response],
                  result: httpx.Response | list[httpx.Response],
-                 stream: Callable[[], httpx.Response] | None = None) -> None:
+                 stream: Callable[[], httpx.Response] | None = None,
+                 cancel: httpx.Response | None = None) -> None:
         self.submit, self.statuses, self.result, self.stream = submit, statuses, result, stream
+        self.cancel = cancel or ok({"status": "CANCELLATION_REQUESTED"}, 202)
         self.requests: list[httpx.Request] = []
         self._lock = threading.Lock()
 
@@ -59,10 +59,12 @@ class Queue:
         if path.endswith("/status/stream"):
             return self.stream() if self.stream else ok({"detail": "Not Found"}, 404)
         if path.endswith("/status"):
+            if callable(self.statuses):
+                return self.statuses()
             with self._lock:
                 return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
         if path.endswith("/cancel"):
-            return ok({"status": "CANCELLATION_REQUESTED"}, 202)
+            return self.cancel
         if isinstance(self.result, list):
             with self._lock:
                 return self.result.pop(0) if len(self.result) > 1 else self.result[0]
@@ -230,3 +232,37 @@ def test_cancel_answered_202(manager_for, wait_for) -> None:
     assert job.state is JobState.CANCELLED
     (put,) = queue.seen("PUT", "/cancel")
     assert put.url == httpx.URL(urls()["cancel_url"]) and put.content == b""
+
+
+def test_cancel_too_late_lets_the_job_finish(manager_for, wait_for) -> None:
+    """§1.7: 400 ``ALREADY_COMPLETED`` — the request ran to the end; its result is fetched as usual."""
+    cancelled = threading.Event()
+
+    def status() -> httpx.Response:
+        if cancelled.is_set():
+            return ok(body("COMPLETED", logs=None, metrics={}))
+        return ok(body("IN_PROGRESS", logs=None, metrics={}), 202)
+
+    queue = Queue(submitted("IN_PROGRESS"), status, ok({"images": [], "seed": 3}),
+                  cancel=ok({"status": "ALREADY_COMPLETED"}, 400))
+    job = manager_for(queue).submit(MODEL, {"prompt": "x"}, validate=False)
+    wait_for(lambda: job.state is JobState.IN_PROGRESS)
+    assert job.cancel(timeout=30) == "ALREADY_COMPLETED"
+    cancelled.set()
+    job.wait(timeout=30)
+    assert job.state is JobState.COMPLETED and job.result(timeout=0)["seed"] == 3
+
+
+def test_sync_mode_data_uris_become_image_files(manager_for) -> None:
+    """§6: with ``sync_mode`` the output ``url`` is a ``data:`` URI (here without ``content_type``)."""
+    import base64
+
+    uri = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    queue = Queue(submitted("COMPLETED"), [ok(body("COMPLETED", logs=None, metrics={}))],
+                  ok({"images": [{"url": uri, "width": 1, "height": 1}], "seed": 1}))
+    job = manager_for(queue).submit(MODEL, {"prompt": "x", "sync_mode": True}, validate=False)
+    job.wait(timeout=30)
+    assert job.state is JobState.COMPLETED, job.error
+    (path,) = job.files
+    assert path.suffix == ".png" and path.read_bytes() == PNG and [im.size for im in job.images] == [(1, 1)]
+    assert all(r.url.host == "queue.fal.run" for r in queue.requests)  # nothing fetched for the data: URI
