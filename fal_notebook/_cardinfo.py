@@ -153,7 +153,7 @@ def short_value(value: Any) -> str:
     if isinstance(value, str):
         if value.startswith("data:"):
             text = "inline " + (value[5:].split(";", 1)[0].split(",", 1)[0] or "data")
-        elif value.startswith(("http://", "https://", "/")):
+        elif value.startswith(("http://", "https://", "/")) and not any(c.isspace() for c in value):
             text = value.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or value
         else:
             text = value

@@ -95,6 +95,7 @@ def test_options_list_what_the_user_chose_not_the_defaults():
 @pytest.mark.parametrize(("value", "shown"), [
     ({"$data_uri": "abc", "path": "/x", "header": "data:image/webp;base64"}, "inline image/webp"),
     (True, "true"), (2.5, "2.5"), ({"a": 1}, '{"a":1}'), ("https://cdn.example/v/clip.mp4", "clip.mp4"),
+    ("/tmp/in/fox.png", "fox.png"), ("/ not a path", "/ not a path"),
 ])
 def test_short_values(value, shown):
     assert short_value(value) == shown
