@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._retry import TRANSIENT_STATUS
 from .errors import FalError, FalTimeoutError, NotFoundError, RequestError, ResultExpiredError, TransportError
 from .store import JobState, utcnow
 
@@ -30,9 +31,6 @@ __all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer"]
 
 log = logging.getLogger("fal_notebook")
 MEDIA_KEYS = ("images", "image", "video", "videos", "audio")
-# Answers that outlasted the client's retries yet say nothing about the job: the gateway or the queue
-# service was busy or down (protocol §4), so the job is followed on rather than called FAILED.
-TRANSIENT_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 RESULT_ATTEMPTS = 5
 
 

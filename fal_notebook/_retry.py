@@ -29,12 +29,16 @@ __all__ = [
     "RetryPolicy",
     "retry_after_seconds",
     "is_ingress_error",
+    "TRANSIENT_STATUS",
     "should_retry_response",
     "should_retry_error",
 ]
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 INGRESS_STATUS = frozenset({502, 503, 504})
+# Codes that, once retries are used up, still say nothing about the job itself (fal's front door or queue
+# service was busy or down): callers following a job carry on rather than call it failed.
+TRANSIENT_STATUS = RETRYABLE_STATUS | INGRESS_STATUS | {500}
 # Failures where the request never left this machine; safe to retry even for a submit.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 

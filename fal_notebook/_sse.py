@@ -21,7 +21,8 @@ from httpx_sse import EventSource
 
 from ._http import translate_errors
 from ._models import Status
-from .errors import FalError, TransportError
+from ._retry import TRANSIENT_STATUS
+from .errors import FalError, RequestError, TransportError
 
 if TYPE_CHECKING:
     from ._models import RequestHandle
@@ -75,6 +76,10 @@ async def _open(session: HttpSession, handle: RequestHandle, *, logs: bool, what
         return await asyncio.wait_for(opening, timeout=base.read)
     except (TimeoutError, TransportError) as exc:  # FalTimeoutError is a TimeoutError too
         raise StreamUnavailable(f"could not open the stream ({exc or type(exc).__name__})") from exc
+    except RequestError as exc:  # a busy gateway (429, nginx 502…) is no verdict on the job: poll
+        if type(exc) is not RequestError or exc.status_code not in TRANSIENT_STATUS:
+            raise
+        raise StreamUnavailable(f"could not open the stream ({exc})") from exc
 
 
 async def sse_statuses(

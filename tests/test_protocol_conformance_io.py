@@ -262,3 +262,15 @@ def test_upload_of_a_file_with_a_non_ascii_name(tmp_path: Path) -> None:
     name = cdn.headers["x-fal-file-name"]
     assert name.isascii() and name.endswith(".png") and name.startswith("caf")
     assert cdn.content == PNG and url.endswith(".png")
+
+
+@pytest.mark.parametrize("refusal", [
+    httpx.Response(429, json={"detail": "Too many requests"}),
+    httpx.Response(502, text="<html><center>nginx</center></html>", headers={"content-type": "text/html"}),
+])
+def test_stream_refused_by_a_busy_gateway_falls_back_to_polling(refusal: httpx.Response) -> None:
+    """§4: once the retries are used up, a 429 or an ingress 502 on the stream says nothing about the job."""
+    fal = Fal({("GET", STREAM): refusal,
+               ("GET", STATUS): ok(status_body("COMPLETED", logs=None, metrics={}))})
+    assert [s.state for s in run(statuses(fal.client(attempts=2)))] == ["COMPLETED"]
+    assert fal.paths() == [f"GET {STREAM}"] * 2 + [f"GET {STATUS}"]
