@@ -21,6 +21,7 @@ from .errors import FalError, FalTimeoutError, NotFoundError, UsageError
 
 ORIGIN = "cli"
 ACCEPT_TIMEOUT = 120.0  # submit without --wait: how long the request may take to reach fal
+POLL_TIMEOUT = 300.0  # poll (one pass): how long finished jobs may take to be fetched and downloaded
 _manager: Any = None
 
 
@@ -43,38 +44,38 @@ def close() -> None:
 
 
 def job_record(job: Any, **extra: Any) -> dict[str, Any]:
-    """A job as JSON: ids, status, timings, local files (absolute), the typed error, the input without data URIs."""
-    error = job.error
+    """A job as every command prints it: ids, fal's three URLs, state, timings, local files (absolute), the
+    typed error and the input as stored (data URIs by reference). ``status`` repeats ``state`` under the
+    original skill's name. :func:`~fal_notebook.cli.emit` cuts any data URI left in it."""
+    state = job.state.value
     return {
         "id": job.id,
         "request_id": job.request_id,
         "model": job.model,
-        "status": job.state.value,
+        "state": state,
+        "status": state,
         "queue_position": job.queue_position,
+        **job.urls,
         "created_at": job.created_at,
+        "submitted_at": job.submitted_at,
+        "started_at": job.started_at,
         "finished_at": job.finished_at,
         "elapsed": round(job.elapsed, 3),
         "inference_time": job.inference_time,
         "files": [str(Path(p).resolve()) for p in job.files],
-        "error": None if error is None else {
-            "type": type(error).__name__, "message": str(error),
-            "error_type": getattr(error, "error_type", None), "detail": getattr(error, "detail", None)},
+        "error": _error_json(job.error),
         "origin": job.origin,
         "tags": list(job.tags),
-        "arguments": _without_data_uris(job.arguments),
+        "arguments": job.arguments,
         **extra,
     }
 
 
-def _without_data_uris(value: Any) -> Any:
-    """Inputs as shown: a data URI becomes ``data:<type>;base64,…(N characters)``, never the bytes."""
-    if isinstance(value, dict):
-        return {k: _without_data_uris(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_data_uris(v) for v in value]
-    if isinstance(value, str) and value.startswith("data:") and len(value) > 120:
-        return f"{value.split(',', 1)[0]},…({len(value)} characters)"
-    return value
+def _error_json(error: BaseException | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"type": type(error).__name__, "message": str(error), "error_type": getattr(error, "error_type", None),
+            "detail": getattr(error, "detail", None), "status_code": getattr(error, "status_code", None)}
 
 
 def _status_json(status: Any) -> dict[str, Any]:
@@ -121,11 +122,14 @@ def _until(job: Any, predicate: Callable[[Any], bool], timeout: float, what: str
 
 
 def _finish(jobs: Sequence[Any]) -> int:
-    """Exit 0 unless a job failed; failures are named on stderr and give their exit code."""
+    """Exit 0 unless a job failed; the failures are named in one stderr line, the first gives the exit code."""
     failed = [j for j in jobs if j.done and j.error is not None and j.state.value != "CANCELLED"]
-    for job in failed[:3]:
-        say(f"job {job.id} {job.state.value}: {one_line(job.error)}")
-    return exit_code(failed[0].error) if failed else 0
+    if not failed:
+        return 0
+    named = "; ".join(f"job {j.id} {j.state.value}: {one_line(j.error)}" for j in failed[:3])
+    more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+    say(f"{len(failed)} jobs did not complete: {named}{more}" if len(failed) > 1 else named)
+    return exit_code(failed[0].error)
 
 
 def _wait_and_emit(jobs: list[Any], timeout: float | None, render: Callable[[list[Any]], Any]) -> int:
@@ -169,15 +173,22 @@ def _handle(model: str, request_id: str) -> Any:
     return RequestHandle.fallback(resolve(model), request_id, manager().settings.endpoints.queue)
 
 
-def _ask_fal(coro: Any) -> Any:
-    return manager().portal.call(coro)
+def _unstored(handle: Any, **extra: Any) -> dict[str, Any]:
+    """A request the store does not know (made elsewhere), as printed: its ids and URLs, and fal's answer."""
+    return {"id": None, "request_id": handle.request_id, "model": handle.endpoint_id,
+            "status_url": handle.status_url, "response_url": handle.response_url, "cancel_url": handle.cancel_url,
+            **extra}
+
+
+def _ask_fal(coro: Any, timeout: float | None = None) -> Any:
+    return manager().portal.call(coro, timeout=timeout)
 
 
 def cmd_status(command: Any) -> int:
     job = _find(command.id, command.model)
     if job is None:  # a request made elsewhere (the original skill): ask fal directly
-        status = _ask_fal(manager().client.status(_handle(command.model, command.id)))
-        emit({"request_id": command.id, "model": command.model, "fal": _status_json(status)})
+        handle = _handle(command.model, command.id)
+        emit(_unstored(handle, fal=_status_json(_ask_fal(manager().client.status(handle)))))
         return 0
     fal = None
     if not job.done and job.request_id is not None:
@@ -191,12 +202,11 @@ def cmd_status(command: Any) -> int:
 def cmd_result(command: Any) -> int:
     job = _find(command.id, command.model)
     if job is None:
-        result = _ask_fal(manager().client.result(_handle(command.model, command.id)))
-        emit({"request_id": command.id, "model": command.model, "result": result})
+        handle = _handle(command.model, command.id)
+        emit(_unstored(handle, result=_ask_fal(manager().client.result(handle))))
         return 0
     result = job.result(timeout=command.timeout)  # follows the job here if nobody else does
-    emit({"id": job.id, "request_id": job.request_id, "model": job.model, "status": job.state.value,
-          "files": [str(Path(p).resolve()) for p in job.files], "result": result})
+    emit(job_record(job, result=result))
     return 0
 
 
@@ -220,9 +230,13 @@ def cmd_wait(command: Any) -> int:
 
 
 def cmd_list(command: Any) -> int:
-    from .store import UNFINISHED
+    from .store import UNFINISHED, JobState
 
-    state = command.state or (None if command.all else UNFINISHED)
+    state: Any = None if command.all else UNFINISHED
+    if command.state is not None:
+        state = command.state.strip().upper()
+        if state not in JobState.__members__:
+            raise UsageError(f"unknown state {command.state!r}; choose from {', '.join(JobState.__members__)}")
     found = manager().jobs(model=command.model, state=state, all=command.all, limit=command.limit)
     emit({"jobs": [job_record(j) for j in found], "count": len(found)})
     return 0
@@ -234,11 +248,11 @@ async def _read_all(mgr: Any, jobs: Sequence[Any]) -> list[Any]:
     return await asyncio.gather(*(mgr.client.status(handle_of(j)) for j in jobs), return_exceptions=True)
 
 
-def _poll_once(jobs: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+def _poll_once(jobs: list[Any], timeout: float) -> tuple[list[Any], dict[str, Any]]:
     """Read every job's status once; the runtime takes over those fal has finished (result fetched once,
     media downloaded) and those never sent. Returns (jobs to finish, fal's reading of the rest)."""
     asked = [j for j in jobs if j.request_id is not None]
-    readings = dict(zip([j.id for j in asked], _ask_fal(_read_all(manager(), asked)), strict=True))
+    readings = dict(zip([j.id for j in asked], _ask_fal(_read_all(manager(), asked), timeout), strict=True))
     finishing, pending = [], {}
     for job in jobs:
         reading = readings.get(job.id)
@@ -264,15 +278,67 @@ def cmd_poll(command: Any) -> int:
     from .jobs import wait
     from .store import UNFINISHED
 
+    if command.watch:
+        return _watch(command.timeout, command.interval)
     jobs = manager().jobs(state=UNFINISHED, all=True)
+    timeout = POLL_TIMEOUT if command.timeout is None else command.timeout
     before = {j.id: (j.state, j.queue_position) for j in jobs}
-    if command.watch:  # follow everything to the end; one stderr line per finished job
-        finishing, pending = jobs, {}
-        for job in jobs:
-            job.on_change(lambda j=job: j.done and say(f"job {j.id} {j.state.value}"))
-    else:
-        finishing, pending = _poll_once(jobs)
-    wait(finishing, timeout=None)
+    deadline = time.monotonic() + timeout
+    finishing, pending = list(jobs), {}
+    try:
+        finishing, pending = _poll_once(jobs, timeout)
+        wait(finishing, timeout=max(0.0, deadline - time.monotonic()))
+    except FalTimeoutError:
+        _report_poll(jobs, before, pending)
+        late = sum(not j.done for j in finishing)
+        raise FalTimeoutError(f"poll: {late} job(s) were not read, fetched and downloaded within {timeout:g} s; "
+                              "they stay in the store (run `fal-notebook poll` again, or give a longer --timeout)",
+                              timeout=timeout) from None
+    _report_poll(jobs, before, pending)
+    return _finish(jobs)
+
+
+def _report_poll(jobs: list[Any], before: dict[str, tuple[Any, Any]], pending: dict[str, Any]) -> None:
     changed = [job_record(j, fal=pending.get(j.id)) for j in jobs if _moved(j, before[j.id], pending.get(j.id))]
     emit({"changed": changed, "count": len(changed), "still_pending": [j.id for j in jobs if not j.done]})
-    return _finish(jobs)
+
+
+def _watch(timeout: float | None, interval: float) -> int:
+    """``poll --watch``: one JSON line per job as it ends, then a summary line (also after a timeout). Every
+    ``interval`` s the store is read again, so jobs submitted meanwhile (by anyone) are followed too."""
+    from ._job import _batches
+    from .store import UNFINISHED
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    interval = max(0.1, interval)
+    seen: dict[str, Any] = {}
+    waiting: dict[Any, Any] = {}  # one waiter future per job -> the job
+    ended: list[Any] = []
+    while True:
+        for job in manager().jobs(state=UNFINISHED, all=True):
+            if job.id not in seen:
+                seen[job.id] = job
+                waiting[job._waiter()] = job
+        if not waiting:
+            break
+        left = None if deadline is None else deadline - time.monotonic()
+        try:
+            for batch in _batches(list(waiting), interval if left is None else min(interval, left), "poll"):
+                for job in sorted((waiting.pop(f) for f in batch), key=lambda j: j.created_at):
+                    ended.append(job)
+                    emit(job_record(job), line=True)
+        except FalTimeoutError:
+            if left is not None and left <= interval:
+                _summary(seen, ended)
+                raise FalTimeoutError(f"poll --watch: {len(waiting)} job(s) still unfinished after {timeout:g} s; "
+                                      "they keep their place in the store", timeout=timeout) from None
+    _summary(seen, ended)
+    return _finish(ended)
+
+
+def _summary(seen: dict[str, Any], ended: list[Any]) -> None:
+    states: dict[str, int] = {}
+    for job in ended:
+        states[job.state.value] = states.get(job.state.value, 0) + 1
+    emit({"summary": True, "count": len(ended), "states": states,
+          "still_pending": [i for i, j in seen.items() if not j.done]}, line=True)

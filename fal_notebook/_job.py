@@ -12,7 +12,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .runtime import JobManager
 
-__all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until"]
+__all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until", "as_completed"]
 
 log = logging.getLogger("fal_notebook")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -63,16 +63,37 @@ def error_from_dict(data: dict[str, Any]) -> FalError:
         return FalError(message)
 
 
-def block_until(futures: Iterable[concurrent.futures.Future], timeout: float | None, what: str) -> None:
-    """Wait for every future in short slices (KeyboardInterrupt arrives promptly); ``FalTimeoutError`` late."""
+def _batches(futures: Iterable[concurrent.futures.Future], timeout: float | None,
+             what: str) -> Iterator[set[concurrent.futures.Future]]:
+    """Yield the futures that completed since the last batch, waiting in short slices (KeyboardInterrupt
+    arrives promptly); ``FalTimeoutError`` once ``timeout`` s have passed with some still pending."""
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
     pending = set(futures)
     while pending:
         step = _SLICE if deadline is None else max(0.0, min(_SLICE, deadline - time.monotonic()))
-        _done, pending = concurrent.futures.wait(pending, timeout=step)
+        done, pending = concurrent.futures.wait(pending, timeout=step, return_when="FIRST_COMPLETED")
+        if done:
+            yield done
         if pending and deadline is not None and time.monotonic() >= deadline:
-            raise FalTimeoutError(f"{what} did not finish within {timeout} s (it keeps running; "
+            raise FalTimeoutError(f"{what} did not finish within {timeout:g} s (it keeps running; "
                                   "cancel it or wait again)", timeout=timeout)
+
+
+def block_until(futures: Iterable[concurrent.futures.Future], timeout: float | None, what: str) -> None:
+    """Wait for every future; ``FalTimeoutError`` after ``timeout`` s."""
+    for _batch in _batches(futures, timeout, what):
+        pass
+
+
+def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[Job]:
+    """Yield each job once it has ended (those ended together in the given order), following them meanwhile.
+
+    ``FalTimeoutError`` after ``timeout`` s; the jobs keep running.
+    """
+    jobs = list(jobs)
+    owners = {job._waiter(): (n, job) for n, job in enumerate(jobs)}
+    for batch in _batches(owners, timeout, f"{len(jobs)} job(s)"):
+        yield from (job for _n, job in sorted(owners[future] for future in batch))
 
 
 class Job:
@@ -116,12 +137,22 @@ class Job:
     status = state
     queue_position = property(lambda self: self._rec.queue_position)
     logs = property(lambda self: list(self._rec.logs), doc="The newest log lines (strings).")
-    created_at = property(lambda self: self._record.created_at)
+    created_at = property(lambda self: self._record.created_at, doc="When the job was stored (UTC).")
+    submitted_at = property(lambda self: self._rec.submitted_at, doc="When fal accepted it (UTC).")
+    started_at = property(lambda self: self._rec.started_at, doc="When a runner took it (UTC).")
+    updated_at = property(lambda self: self._rec.updated_at, doc="The record's last change (UTC).")
     finished_at = property(lambda self: self._rec.finished_at)
     inference_time = property(lambda self: self._rec.inference_time, doc="fal's metric, seconds.")
     tags = property(lambda self: list(self._record.tags))
     origin = property(lambda self: self._record.origin)
     done = property(lambda self: self._rec.state.terminal, doc="True once the job reached a final state.")
+
+    @property
+    def urls(self) -> dict[str, str | None]:
+        """fal's ``status_url``, ``response_url`` and ``cancel_url`` for this request (``None`` until accepted):
+        enough to reach it with any client, the official SDK or curl."""
+        rec = self._rec
+        return {"status_url": rec.status_url, "response_url": rec.response_url, "cancel_url": rec.cancel_url}
 
     @property
     def elapsed(self) -> float:

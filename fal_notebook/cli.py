@@ -1,7 +1,12 @@
 """``fal-notebook``: every command of the original skill, with JSON on stdout and exit codes instead of tracebacks.
 
 Data commands print JSON (indent 2, UTF-8 as is); ``to-data-uri`` / ``video-to-uri`` print the URI itself so
-``$(fal-notebook to-data-uri x.png)`` works as before. Errors are one line on stderr and an exit code:
+``$(fal-notebook to-data-uri x.png)`` works as before. A job is always printed the same way: ``id``,
+``request_id``, ``model``, ``state`` (also as ``status``), ``queue_position``, fal's ``status_url`` /
+``response_url`` / ``cancel_url``, the times, ``files`` (absolute local paths), ``error`` (``type``,
+``message``, ``detail``, …), ``origin``, ``tags`` and the input; data URIs are cut to their header and length.
+``poll --watch`` prints JSON Lines instead: one compact job per line as each finishes (jobs submitted while it
+runs included), then ``{"summary": true, "count", "states", "still_pending"}``. Errors are one line on stderr and an exit code:
 
   0   ok
   1   no API key, or fal refused the key
@@ -24,6 +29,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -47,7 +53,7 @@ from .errors import (
 )
 from .parsers import SUBCOMMANDS, FalArgumentParser
 
-__all__ = ["main", "build_parser", "exit_code", "emit", "say", "one_line", "EXIT_CODES"]
+__all__ = ["main", "build_parser", "exit_code", "emit", "scrub", "say", "one_line", "EXIT_CODES"]
 
 log = logging.getLogger("fal_notebook")
 
@@ -113,8 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"internal error: {type(exc).__name__}: {one_line(exc)}")
             return INTERNAL
         finally:
-            if "fal_notebook._cli_jobs" in sys.modules:  # release the job leases this command took
-                sys.modules["fal_notebook._cli_jobs"].close()
+            _release_jobs()
+
+
+def _release_jobs() -> None:
+    """Release the job leases this command took (a second Ctrl-C here must not print a traceback)."""
+    if "fal_notebook._cli_jobs" in sys.modules:
+        try:
+            sys.modules["fal_notebook._cli_jobs"].close()
+        except KeyboardInterrupt:
+            log.debug("interrupted while releasing jobs; their leases run out on their own")
 
 
 @contextlib.contextmanager
@@ -146,9 +160,12 @@ def say(text: str) -> None:
     sys.stderr.flush()
 
 
-def emit(data: Any) -> None:
-    """JSON on stdout: indent 2, non-ASCII kept, times in ISO 8601, paths and enums as text."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+def emit(data: Any, *, line: bool = False) -> None:
+    """JSON on stdout: indent 2 (``line``: one compact line, for JSON Lines), non-ASCII kept, times in
+    ISO 8601, paths and enums as text, and every data URI cut to its header and length (see :func:`scrub`)."""
+    indent = None if line else 2
+    text = json.dumps(scrub(data), indent=indent, ensure_ascii=False, default=_json_default)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
@@ -156,6 +173,21 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return getattr(value, "value", None) if isinstance(value, Enum) else str(value)
+
+
+_DATA_URI = re.compile(r"(data:[\w.+-]*/?[\w.+-]*(?:;[\w.+-]+(?:=[\w.+-]*)?)*),([A-Za-z0-9+/=%_-]{32,})")
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with every data URI (whole strings or inside text, e.g. an error echoing the input) shown as
+    ``data:<type>;base64,…(N characters)``: a terminal or a log never receives megabytes of base64."""
+    if isinstance(value, str):
+        return _DATA_URI.sub(lambda m: f"{m[1]},…({len(m[0])} characters)", value) if "data:" in value else value
+    if isinstance(value, dict):
+        return {key: scrub(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(item) for item in value]
+    return value
 
 
 # --- commands that need no job store --------------------------------------------------------------------------

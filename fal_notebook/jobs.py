@@ -8,9 +8,10 @@
 Module functions use one default :class:`JobManager` per process, made on first use from the environment
 (``load_settings()``) and made again when the environment points elsewhere (another home, endpoint or key).
 
-Old skill verbs → here: ``submit`` → :func:`submit`; ``check_status`` → ``job.state`` / :func:`get`;
-``get_result`` → ``job.result()``; ``poll_pending`` → :func:`resume` + :func:`wait`; ``list_pending`` →
-``jobs(state=UNFINISHED)``; ``file_to_data_uri`` → ``fal_notebook.media.to_data_uri``.
+Old skill verbs → here (docs/migrating-from-the-skill.md has the full table): ``submit`` → :func:`submit`;
+``check_status`` → :func:`get` then ``job.state``; ``get_result`` → ``job.result()``; ``poll_pending`` →
+:func:`resume` + :func:`as_completed` / :func:`wait`; ``list_pending`` → ``jobs(state=UNFINISHED)``;
+``file_to_data_uri`` → ``fal_notebook.media.to_data_uri``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._job import Job, JobGroup, block_until
+from ._job import Job, JobGroup, as_completed, block_until
 from .runtime import JobManager
 from .store import UNFINISHED, JobState
 
 __all__ = [
     "JobState", "Job", "JobGroup", "JobManager", "UNFINISHED",
-    "submit", "run", "run_async", "get", "jobs", "wait", "resume", "manager", "set_manager",
+    "submit", "run", "run_async", "get", "jobs", "wait", "as_completed", "resume", "manager", "set_manager",
     "set_default_origin", "reset_for_tests",
 ]
 

@@ -160,6 +160,7 @@ class PollCommand:
     command: Literal["poll"] = "poll"
     watch: bool = False
     interval: float = 2.0
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,8 +253,12 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
 
 
 def _poll_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--watch", action="store_true", help="Keep polling until every job is done (Ctrl-C stops).")
-    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="Seconds between passes with --watch.")
+    p.add_argument("--watch", action="store_true", help="Follow every unfinished job to its end, printing one "
+                   "JSON line per job as it finishes and a summary line last (JSON Lines; Ctrl-C stops).")
+    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="With --watch: read the store again "
+                   "every S seconds, so jobs submitted meanwhile are followed too.")
+    p.add_argument("--timeout", type=float, metavar="S", help="Give up after S seconds (exit 6): by default 300 "
+                   "for one pass (finished jobs being downloaded), no limit with --watch.")
 
 
 def _emulator_args(p: argparse.ArgumentParser) -> None:

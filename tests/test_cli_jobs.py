@@ -205,8 +205,11 @@ def test_poll_reports_what_fal_says_about_jobs_still_queued(fal_env, emulator, c
     data = ok(capsys, "poll")
     assert data["still_pending"] == [job_id]
     emulator.release()
-    data = ok(capsys, "poll", "--watch")
-    assert [c["id"] for c in data["changed"]] == [job_id] and data["changed"][0]["status"] == "COMPLETED"
+    code, out, err = run(capsys, "poll", "--watch")
+    first, last = (json.loads(line) for line in out.splitlines())  # JSON Lines: the job, then the summary
+    assert code == 0 and err == ""
+    assert first["id"] == job_id and first["state"] == "COMPLETED" and Path(first["files"][0]).is_file()
+    assert last == {"summary": True, "count": 1, "states": {"COMPLETED": 1}, "still_pending": []}
 
 
 def test_list_never_dumps_data_uris(fal_env, emulator, capsys, tmp_path) -> None:

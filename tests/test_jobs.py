@@ -308,3 +308,19 @@ def test_cancel_and_wait_from_another_manager(fal_env, emulator, tmp_path, wait_
         other.close()
     assert len(_seen(emulator, job.request_id, "PUT", "/cancel")) == 1
     assert not _seen(emulator, job.request_id, "GET")  # a cancelled job's result is not fetched
+
+
+def test_as_completed_yields_jobs_in_the_order_they_end(mgr, emulator, wait_for):
+    emulator.hold(True)
+    held = [J.submit(MODEL, prompt=f"fox {n}") for n in range(3)]
+    wait_for(lambda: all(job.request_id for job in held))
+    with pytest.raises(FalTimeoutError, match="3 job\\(s\\) did not finish within 0.2 s"):
+        next(J.as_completed(held, timeout=0.2))
+    order = []
+    finishing = J.as_completed(held, timeout=30)
+    for job in (held[2], held[0], held[1]):
+        emulator.release(job.request_id)
+        order.append(next(finishing))
+        assert order[-1] is job and job.state is JobState.COMPLETED and job.files[0].is_file()
+    assert next(finishing, None) is None
+    assert [job.id for job in J.as_completed(held)] == [job.id for job in held]  # ended ones: given order
