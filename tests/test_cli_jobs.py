@@ -131,7 +131,9 @@ def test_wait_timeout_prints_state_and_exits_6(fal_env, emulator, capsys) -> Non
 
 
 def test_wait_without_ids_waits_for_this_origins_unfinished(fal_env, emulator, capsys) -> None:
+    emulator.hold(True)  # else a later submit, resuming the earlier jobs, may finish them before `wait` runs
     ids = {ok(capsys, "submit", "nbp", f'{{"prompt":"fox {n}"}}')["id"] for n in range(3)}
+    emulator.release()
     data = ok(capsys, "wait", "--timeout", "30")
     assert {j["id"] for j in data["jobs"]} == ids and {j["status"] for j in data["jobs"]} == {"COMPLETED"}
     assert ok(capsys, "list")["count"] == 0  # nothing unfinished is left
