@@ -184,9 +184,8 @@ def status_url(emulator, request_id: str) -> str:
 def test_poll_one_pass_finishes_completed_jobs_and_keeps_history(fal_env, emulator, capsys, completed) -> None:
     emulator.hold(True)
     waiting = ok(capsys, "submit", "nbp", '{"prompt":"held"}')
-    emulator.hold(False)
+    done = ok(capsys, "submit", "nbp", '{"prompt":"free"}')  # held too: else a submit could fetch a result
     emulator.release()
-    done = ok(capsys, "submit", "nbp", '{"prompt":"free"}')
     for record in (waiting, done):  # both finished on fal's side; nobody fetched their results yet
         completed(status_url(emulator, record["request_id"]))
         assert stored(fal_env)[record["id"]].state.value == "IN_QUEUE"
