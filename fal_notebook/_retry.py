@@ -109,9 +109,9 @@ def is_ingress_error(response: httpx.Response) -> bool:
     return "json" not in content_type
 
 
-def should_retry_response(response: httpx.Response, *, idempotent: bool) -> bool:
+def should_retry_response(response: httpx.Response) -> bool:
     """Whether an HTTP error answer is worth another attempt (see the module docstring). An answer means the
-    request was refused before any job was made, so ``idempotent`` does not change the decision."""
+    request was refused before any job was made, so a submit is retried exactly like an idempotent call."""
     status = response.status_code
     if status == 504 and "x-fal-request-timeout-type" in response.headers:
         return False

@@ -140,17 +140,15 @@ class HttpSession:
                     continue
                 if response.is_success or response.status_code in accept:
                     return response
-                if not await self._retry_answer(response, attempt, idempotent=idempotent, what=what):
+                if not await self._retry_answer(response, attempt, what=what):
                     raise error_from_response(response, what=what, kind=kind, secret=self._secret)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _retry_answer(
-        self, response: httpx.Response, attempt: int, *, idempotent: bool, what: str
-    ) -> bool:
+    async def _retry_answer(self, response: httpx.Response, attempt: int, *, what: str) -> bool:
         """Read and close an error answer; sleep and return True when it is worth another attempt."""
         await response.aread()
         await response.aclose()
-        if attempt >= self.retry.max_attempts or not should_retry_response(response, idempotent=idempotent):
+        if attempt >= self.retry.max_attempts or not should_retry_response(response):
             return False
         delay = self.retry.delay(attempt, response)
         log.debug("%s: HTTP %s, retry %d in %.2f s", what, response.status_code, attempt, delay)
