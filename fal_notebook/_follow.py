@@ -202,19 +202,18 @@ def apply_status(mgr: JobManager, job: Job, status: Status) -> None:
 
 
 async def _stream(mgr: JobManager, job: Job, handle: RequestHandle) -> bool:
-    """Follow by SSE while a stream slot is free; True once COMPLETED was seen."""
-    from ._sse import StreamUnavailable, sse_statuses
-
+    """Follow by SSE while a stream slot is free; True once COMPLETED was seen (else the caller polls)."""
     if mgr.sse_slots.locked():
         return False
     async with mgr.sse_slots:
         try:
-            async with contextlib.aclosing(sse_statuses(mgr.client.session, handle)) as statuses:
+            statuses = mgr.client.stream_status(handle, poll_fallback=False)
+            async with contextlib.aclosing(statuses):
                 async for status in statuses:
                     apply_status(mgr, job, status)
                     if status.done:
                         return True
-        except (StreamUnavailable, TransportError) as exc:
+        except TransportError as exc:
             log.debug("status stream of %s: %s; polling", handle.request_id, exc)
     return False
 

@@ -14,6 +14,7 @@ thread. Every call has a timeout and retries per :class:`RetryPolicy`; every fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -168,18 +169,20 @@ class AsyncQueueClient:
             await asyncio.sleep(interval)
 
     async def stream_status(
-        self, handle: RequestHandle, *, logs: bool = True, poll_interval: float = 0.5
+        self, handle: RequestHandle, *, logs: bool = True, poll_interval: float = 0.5, poll_fallback: bool = True
     ) -> AsyncIterator[Status]:
         """Statuses from the SSE stream until COMPLETED, logs cumulative. Falls back to polling (and says so
-        in the log) when the server offers no stream or the stream breaks before COMPLETED."""
+        in the log) when the server offers no stream or the stream breaks before COMPLETED; with
+        ``poll_fallback=False`` the iteration just ends there, for callers that poll at their own pace."""
         last: Status | None = None
         try:
-            async for status in sse_statuses(self.session, handle, logs=logs):
-                last = status
-                yield status
+            async with contextlib.aclosing(sse_statuses(self.session, handle, logs=logs)) as statuses:
+                async for status in statuses:
+                    last = status
+                    yield status
         except StreamUnavailable as exc:
             log.info("status stream of %s unavailable (%s); polling instead", handle.request_id, exc)
-        if last is not None and last.done:
+        if (last is not None and last.done) or not poll_fallback:
             return
         async for status in self.poll_status(handle, logs=logs, interval=poll_interval):
             yield status
