@@ -2,7 +2,7 @@
 
 ``%load_ext fal_notebook`` gives ``%fal`` / ``%%fal``; ``fal_notebook.submit(...)`` returns a ``Job`` at once.
 Importing this package is cheap: the names below load their modules (and httpx, Pillow, ipywidgets) on first
-use, through the module ``__getattr__``.
+use, through the module ``__getattr__``. ``QueueClient`` is fal's queue API alone, without the job store.
 """
 
 from __future__ import annotations
@@ -16,27 +16,30 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # the Job API
     "submit": "jobs", "run": "jobs", "run_async": "jobs", "get": "jobs", "jobs": "jobs", "wait": "jobs",
-    "resume": "jobs", "manager": "jobs", "Job": "jobs", "JobGroup": "jobs", "JobState": "jobs",
-    "JobManager": "jobs",
+    "as_completed": "jobs", "resume": "jobs", "manager": "jobs", "Job": "jobs", "JobGroup": "jobs",
+    "JobState": "jobs", "JobManager": "jobs", "UNFINISHED": "jobs",
+    # the queue client, for scripts that want fal's calls without the job store
+    "QueueClient": "client", "AsyncQueueClient": "client", "RetryPolicy": "client",
     # the extension
     "load_ipython_extension": "extension", "unload_ipython_extension": "extension",
     # settings and errors
     "load_settings": "config", "Settings": "config",
-    "FalError": "errors", "ConfigError": "errors", "ValidationError": "errors", "UnknownModelError": "errors",
-    "UploadError": "errors", "TransportError": "errors", "FalTimeoutError": "errors",
+    "FalError": "errors", "ConfigError": "errors", "UsageError": "errors", "ValidationError": "errors",
+    "UnknownModelError": "errors", "UploadError": "errors", "TransportError": "errors", "FalTimeoutError": "errors",
     "RequestError": "errors", "AuthError": "errors", "NotFoundError": "errors", "JobFailedError": "errors",
     "ResultExpiredError": "errors", "JobCancelledError": "errors",
 }
 
 __all__ = [
     "__version__",
-    "submit", "run", "run_async", "get", "jobs", "wait", "resume", "manager",
-    "Job", "JobGroup", "JobState", "JobManager",
+    "submit", "run", "run_async", "get", "jobs", "wait", "as_completed", "resume", "manager",
+    "Job", "JobGroup", "JobState", "JobManager", "UNFINISHED",
+    "QueueClient", "AsyncQueueClient", "RetryPolicy",
     "load_ipython_extension", "unload_ipython_extension",
     "load_settings", "Settings",
-    "FalError", "ConfigError", "ValidationError", "UnknownModelError", "UploadError", "TransportError",
-    "FalTimeoutError", "RequestError", "AuthError", "NotFoundError", "JobFailedError", "ResultExpiredError",
-    "JobCancelledError",
+    "FalError", "ConfigError", "UsageError", "ValidationError", "UnknownModelError", "UploadError",
+    "TransportError", "FalTimeoutError", "RequestError", "AuthError", "NotFoundError", "JobFailedError",
+    "ResultExpiredError", "JobCancelledError",
 ]
 
 
