@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ._html import CardData, Media
+from .errors import detail_lines
+from .media import VIDEO_SUFFIXES, data_uri_type
 
 __all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "options_of", "group_variants", "short_value",
            "THUMB_SIDE", "THUMB_BYTES"]
@@ -24,7 +26,6 @@ log = logging.getLogger("fal_notebook")
 
 THUMB_SIDE = 384
 THUMB_BYTES = 56_000  # base64 adds a third: ≤ ~75 KB per image in the saved notebook
-VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
 VALUE_CHARS = 40  # an option value on a card is a reminder, not the full input
 
 
@@ -123,12 +124,7 @@ def _error(job: Any) -> tuple[str, tuple[str, ...]]:
     detail = getattr(error, "detail", None)
     lines: list[str] = []
     if isinstance(detail, list):
-        for entry in detail:
-            if isinstance(entry, dict):
-                loc = ".".join(str(p) for p in entry.get("loc", ()) if p != "body")
-                lines.append(f"{loc}: {entry.get('msg', entry)}" if loc else str(entry.get("msg", entry)))
-            else:
-                lines.append(str(entry))
+        lines = detail_lines(detail)
     elif detail and str(detail) not in text:
         lines.append(str(detail))
     if getattr(error, "error_type", None):
@@ -152,7 +148,7 @@ def short_value(value: Any) -> str:
         value = str(value.get("header") or "data:")
     if isinstance(value, str):
         if value.startswith("data:"):
-            text = "inline " + (value[5:].split(";", 1)[0].split(",", 1)[0] or "data")
+            text = "inline " + (data_uri_type(value) or "data")
         elif value.startswith(("http://", "https://", "/")) and not any(c.isspace() for c in value):
             text = value.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or value
         else:

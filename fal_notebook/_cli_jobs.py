@@ -72,10 +72,13 @@ def job_record(job: Any, **extra: Any) -> dict[str, Any]:
 
 
 def _error_json(error: BaseException | None) -> dict[str, Any] | None:
+    """The error as the store keeps it (:func:`~fal_notebook._job.error_to_dict`), its class as ``type``."""
     if error is None:
         return None
-    return {"type": type(error).__name__, "message": str(error), "error_type": getattr(error, "error_type", None),
-            "detail": getattr(error, "detail", None), "status_code": getattr(error, "status_code", None)}
+    from ._job import error_to_dict
+
+    fields = error_to_dict(error)
+    return {"type": fields.pop("class"), **fields}
 
 
 def _status_json(status: Any) -> dict[str, Any]:
@@ -306,7 +309,7 @@ def _report_poll(jobs: list[Any], before: dict[str, tuple[Any, Any]], pending: d
 def _watch(timeout: float | None, interval: float) -> int:
     """``poll --watch``: one JSON line per job as it ends, then a summary line (also after a timeout). Every
     ``interval`` s the store is read again, so jobs submitted meanwhile (by anyone) are followed too."""
-    from ._job import _batches
+    from ._job import completed_batches, waiters
     from .store import UNFINISHED
 
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -315,15 +318,14 @@ def _watch(timeout: float | None, interval: float) -> int:
     waiting: dict[Any, Any] = {}  # one waiter future per job -> the job
     ended: list[Any] = []
     while True:
-        for job in manager().jobs(state=UNFINISHED, all=True):
-            if job.id not in seen:
-                seen[job.id] = job
-                waiting[job._waiter()] = job
+        new = [job for job in manager().jobs(state=UNFINISHED, all=True) if job.id not in seen]
+        seen.update((job.id, job) for job in new)
+        waiting.update(waiters(new))
         if not waiting:
             break
         left = None if deadline is None else deadline - time.monotonic()
         try:
-            for batch in _batches(list(waiting), interval if left is None else min(interval, left), "poll"):
+            for batch in completed_batches(list(waiting), interval if left is None else min(interval, left), "poll"):
                 for job in sorted((waiting.pop(f) for f in batch), key=lambda j: j.created_at):
                     ended.append(job)
                     emit(job_record(job), line=True)

@@ -102,7 +102,7 @@ def media_items(result: dict) -> list[dict]:
 
 def output_name(job_id: str, index: int, item: dict) -> str:
     """``<job id>-<n>-<safe name>``: fal's ``file_name`` or the URL's last segment, extension from the type."""
-    from .media import safe_filename
+    from .media import data_uri_type, safe_filename
 
     url = item["url"]
     name = item.get("file_name") if isinstance(item.get("file_name"), str) else ""
@@ -110,7 +110,7 @@ def output_name(job_id: str, index: int, item: dict) -> str:
         name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     content_type = str(item.get("content_type") or "").split(";")[0].strip()
     if not content_type and url.startswith("data:"):  # sync_mode: the type is in the URI itself
-        content_type = url[5:].split(",", 1)[0].split(";")[0].strip()
+        content_type = data_uri_type(url)
     ext = mimetypes.guess_extension(content_type) if content_type else None
     stem = safe_filename(name, default="output")
     if ext and not Path(stem).suffix:

@@ -26,6 +26,7 @@ from .errors import (
     RequestError,
     ResultExpiredError,
     TransportError,
+    detail_lines,
 )
 
 __all__ = ["translate_errors", "error_from_response", "format_detail", "response_json", "redact"]
@@ -74,23 +75,9 @@ def response_json(response: httpx.Response) -> Any:
         return None
 
 
-def _detail_entry(entry: Any) -> str:
-    if not isinstance(entry, dict):
-        return str(entry)
-    loc = [str(part) for part in entry.get("loc") or [] if part != "body"]
-    msg = str(entry.get("msg") or entry.get("message") or entry.get("type") or entry)
-    return f"{'.'.join(loc)}: {msg}" if loc else msg
-
-
 def format_detail(detail: Any) -> str:
     """fal's ``detail`` as text: one ``field: message`` per entry of a 422 list, joined with ``; ``."""
-    if detail is None:
-        return ""
-    if isinstance(detail, list):
-        return "; ".join(_detail_entry(entry) for entry in detail)
-    if isinstance(detail, dict):
-        return _detail_entry(detail)
-    return str(detail)
+    return "; ".join(detail_lines(detail))
 
 
 def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | None, str]:

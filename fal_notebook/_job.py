@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import FalError, FalTimeoutError, JobCancelledError
+from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .store import JobRecord, JobState, utcnow
 
 if TYPE_CHECKING:
@@ -25,11 +26,10 @@ if TYPE_CHECKING:
 
     from .runtime import JobManager
 
-__all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until", "as_completed"]
+__all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until", "completed_batches", "waiters",
+           "wait_all", "as_completed"]
 
 log = logging.getLogger("fal_notebook")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
 _SLICE = 0.1  # blocking waits wake this often, so Ctrl-C / a kernel interrupt lands promptly
 _REFRESH_EVERY = 0.25
 
@@ -63,8 +63,8 @@ def error_from_dict(data: dict[str, Any]) -> FalError:
         return FalError(message)
 
 
-def _batches(futures: Iterable[concurrent.futures.Future], timeout: float | None,
-             what: str) -> Iterator[set[concurrent.futures.Future]]:
+def completed_batches(futures: Iterable[concurrent.futures.Future], timeout: float | None,
+                      what: str) -> Iterator[set[concurrent.futures.Future]]:
     """Yield the futures that completed since the last batch, waiting in short slices (KeyboardInterrupt
     arrives promptly); ``FalTimeoutError`` once ``timeout`` s have passed with some still pending."""
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
@@ -81,8 +81,19 @@ def _batches(futures: Iterable[concurrent.futures.Future], timeout: float | None
 
 def block_until(futures: Iterable[concurrent.futures.Future], timeout: float | None, what: str) -> None:
     """Wait for every future; ``FalTimeoutError`` after ``timeout`` s."""
-    for _batch in _batches(futures, timeout, what):
+    for _batch in completed_batches(futures, timeout, what):
         pass
+
+
+def waiters(jobs: Iterable[Job]) -> dict[concurrent.futures.Future, Job]:
+    """A fresh future per job, completed when it ends (for :func:`completed_batches`); asking follows jobs
+    nobody follows."""
+    return {job._waiter(): job for job in jobs}
+
+
+def wait_all(jobs: Iterable[Job], timeout: float | None, what: str) -> None:
+    """Block until every job ended; ``FalTimeoutError`` after ``timeout`` s (the jobs keep running)."""
+    block_until(waiters(job for job in jobs if not job.done), timeout, what)
 
 
 def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[Job]:
@@ -91,9 +102,10 @@ def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[
     ``FalTimeoutError`` after ``timeout`` s; the jobs keep running.
     """
     jobs = list(jobs)
-    owners = {job._waiter(): (n, job) for n, job in enumerate(jobs)}
-    for batch in _batches(owners, timeout, f"{len(jobs)} job(s)"):
-        yield from (job for _n, job in sorted(owners[future] for future in batch))
+    order = {id(job): n for n, job in enumerate(jobs)}
+    pending = waiters(jobs)
+    for batch in completed_batches(pending, timeout, f"{len(jobs)} job(s)"):
+        yield from sorted((pending[future] for future in batch), key=lambda job: order[id(job)])
 
 
 class Job:
@@ -303,7 +315,7 @@ class JobGroup(list):
     """Jobs submitted together (``--n`` / ``--sweep``): wait, cancel and collect images as one."""
 
     def wait(self, timeout: float | None = None) -> JobGroup:
-        block_until([job._waiter() for job in self if not job.done], timeout, f"{len(self)} jobs")
+        wait_all(self, timeout, f"{len(self)} jobs")
         return self
 
     def cancel(self) -> list[str]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any
 
 from .errors import UploadError
 
-__all__ = ["externalize", "internalize", "keep_bytes", "DATA_URI_KEY"]
+__all__ = ["externalize", "internalize", "keep_bytes", "keep_uploads", "DATA_URI_KEY"]
 
 DATA_URI_KEY = "$data_uri"
 
@@ -90,3 +91,24 @@ def internalize(value: Any) -> Any:
     if isinstance(value, list):
         return [internalize(item) for item in value]
     return value
+
+
+def keep_uploads(arguments: dict, uploads: list[tuple[str, Any]], folder: Path) -> tuple[dict, list[tuple[str, str]]]:
+    """Local paths made absolute, bytes and PIL images saved under ``folder``, each put in place in
+    ``arguments``: a re-submit after a crash finds every upload on disk."""
+    from .catalog.validate import replace_at
+    from .media import sniff_suffix
+
+    durable = []
+    for json_path, value in uploads:
+        if isinstance(value, (str, os.PathLike)):
+            kept = str(Path(value).expanduser().resolve())
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            kept = str(keep_bytes(bytes(value), folder, sniff_suffix(bytes(value))))
+        else:  # a PIL image
+            buffer = io.BytesIO()
+            value.save(buffer, format="PNG")
+            kept = str(keep_bytes(buffer.getvalue(), folder, ".png"))
+        arguments = replace_at(arguments, json_path, kept)
+        durable.append((json_path, kept))
+    return arguments, durable

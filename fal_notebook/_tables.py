@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._cardinfo import prompt_of, state_name
+from ._cardinfo import prompt_of, state_name, thumbnail_uri
 from ._html import BADGE_COLOURS
 from ._html import esc as _e
 
@@ -91,8 +91,6 @@ def _when(value: Any) -> str:
 
 
 def _outputs(job: Any, thumbs: bool) -> Cell:
-    from .render import thumbnail_uri
-
     files = [Path(p) for p in (getattr(job, "files", None) or [])]
     if not files:
         return Cell("")

@@ -41,6 +41,7 @@ __all__ = [
     "ResultExpiredError",
     "JobCancelledError",
     "Problem",
+    "detail_lines",
 ]
 
 
@@ -163,3 +164,19 @@ class JobCancelledError(FalError):
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         self.request_id = request_id
         super().__init__(message)
+
+
+def _detail_entry(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return str(entry)
+    loc = [str(part) for part in entry.get("loc") or [] if part != "body"]
+    msg = str(entry.get("msg") or entry.get("message") or entry.get("type") or entry)
+    return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+def detail_lines(detail: Any) -> list[str]:
+    """fal's ``detail`` as lines a person reads: one ``field: message`` per entry of a 422 list. Shared by
+    error messages and job cards, so both word a refusal alike."""
+    if detail is None or detail == "":
+        return []
+    return [_detail_entry(entry) for entry in (detail if isinstance(detail, list) else [detail])]

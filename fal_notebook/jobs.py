@@ -24,7 +24,7 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._job import Job, JobGroup, as_completed, block_until
+from ._job import Job, JobGroup, as_completed, wait_all
 from .runtime import JobManager
 from .store import UNFINISHED, JobState
 
@@ -152,7 +152,7 @@ def wait(jobs: Iterable[Job] | None = None, timeout: float | None = None) -> lis
     ``FalTimeoutError`` after ``timeout`` seconds; the jobs keep running.
     """
     targets = list(jobs) if jobs is not None else manager().unfinished()
-    block_until([job._waiter() for job in targets if not job.done], timeout, f"{len(targets)} job(s)")
+    wait_all(targets, timeout, f"{len(targets)} job(s)")
     return targets
 
 

@@ -142,13 +142,7 @@ class FalMagics(Magics):
     def handle_models(self, cmd: Any) -> Any:
         from . import catalog
 
-        specs = catalog.models()
-        if cmd.category:
-            specs = [s for s in specs if s.category == cmd.category]
-        if cmd.search:
-            needle = cmd.search.lower()
-            specs = [s for s in specs if needle in " ".join([s.id, s.title, *s.aliases]).lower()]
-        return models_table(specs)
+        return models_table([s for s in catalog.models() if cmd.matches(s)])
 
     def handle_info(self, cmd: Any) -> Any:
         from . import catalog

@@ -29,6 +29,10 @@ __all__ = [
     "thumbnail_jpeg",
     "safe_filename",
     "guess_content_type",
+    "data_uri_type",
+    "sniff_suffix",
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
     "make_test_image",
     "make_mp4",
     "write_mp4",
@@ -39,6 +43,8 @@ MB = 2**20
 _EXTRA_TYPES = {".webp": "image/webp", ".mov": "video/quicktime", ".mp4": "video/mp4", ".webm": "video/webm",
                 ".mkv": "video/x-matroska", ".avif": "image/avif", ".heic": "image/heic", ".m4a": "audio/mp4"}
 _NEED_AV = "PyAV is not installed; install the 'video' extra: pip install 'fal-notebook[video]'"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,23 @@ def guess_content_type(name: str | os.PathLike) -> str:
     """The MIME type for a file name, ``application/octet-stream`` when unknown."""
     suffix = Path(str(name)).suffix.lower()
     return _EXTRA_TYPES.get(suffix) or mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
+
+
+def data_uri_type(uri: str) -> str:
+    """The media type a ``data:`` URI names (``image/png``), "" when it names none."""
+    return uri[5:].split(",", 1)[0].split(";", 1)[0].strip().lower()
+
+
+def sniff_suffix(data: bytes) -> str:
+    """A file suffix from magic bytes (``.png``, ``.jpg``, ``.webp``, ``.mp4``…), "" when unknown: raw bytes
+    kept on disk get a name that says what they are."""
+    signatures = ((b"\x89PNG", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF8", ".gif"), (b"BM", ".bmp"))
+    for magic, suffix in signatures:
+        if data.startswith(magic):
+            return suffix
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    return ".mp4" if data[4:8] == b"ftyp" else ""
 
 
 def safe_filename(name: str, default: str = "file", max_length: int = 120) -> str:

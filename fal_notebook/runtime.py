@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import io
 import logging
 import os
 import threading
@@ -42,17 +41,6 @@ def default_origin(env: Mapping[str, str] | None = None) -> str:
     """The notebook's path (``JPY_SESSION_NAME``, set by jupyter_server) or ``"script"``."""
     env = os.environ if env is None else env
     return env.get("JPY_SESSION_NAME") or "script"
-
-
-def _suffix_for(data: bytes) -> str:
-    """A file suffix from magic bytes, so an upload of raw bytes gets a sensible content type."""
-    signatures = ((b"\x89PNG", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF8", ".gif"), (b"BM", ".bmp"))
-    for magic, suffix in signatures:
-        if data.startswith(magic):
-            return suffix
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    return ".mp4" if data[4:8] == b"ftyp" else ""
 
 
 class JobManager:
@@ -168,7 +156,7 @@ class JobManager:
         """
         arguments = {**(arguments or {}), **fields}
         endpoint, arguments, uploads, warnings = self._check(model, arguments, validate)
-        arguments, uploads = self._durable_uploads(arguments, uploads)
+        arguments, uploads = self.store.keep_uploads(arguments, uploads)
         self.start()
         options = {"validate": validate, "priority": priority, "webhook_url": webhook_url,
                    "start_timeout": start_timeout, "hint": hint}
@@ -198,25 +186,6 @@ class JobManager:
 
     def _fetch_schema(self, endpoint_id: str) -> dict:
         return self.portal.call(self.client.fetch_openapi(endpoint_id), timeout=60)
-
-    def _durable_uploads(self, arguments: dict, uploads: list) -> tuple[dict, list[tuple[str, str]]]:
-        """Local paths made absolute, bytes and PIL images saved under ``inputs/``: a re-submit after a crash
-        finds every upload on disk."""
-        from .catalog.validate import replace_at
-
-        durable = []
-        for json_path, value in uploads:
-            if isinstance(value, (str, os.PathLike)):
-                kept = str(Path(value).expanduser().resolve())
-            elif isinstance(value, (bytes, bytearray, memoryview)):
-                kept = str(self.store.keep_bytes(bytes(value), _suffix_for(bytes(value))))
-            else:  # a PIL image
-                buffer = io.BytesIO()
-                value.save(buffer, format="PNG")
-                kept = str(self.store.keep_bytes(buffer.getvalue(), ".png"))
-            arguments = replace_at(arguments, json_path, kept)
-            durable.append((json_path, kept))
-        return arguments, durable
 
     # -- following ---------------------------------------------------------------------------------------
     def _fallback_urls(self, endpoint: str, request_id: str) -> tuple[str, str, str]:

@@ -9,7 +9,8 @@ import pytest
 from fal_notebook import errors
 from fal_notebook._follow import PollPacer, inside, media_items, output_name
 from fal_notebook._job import block_until, error_from_dict, error_to_dict
-from fal_notebook.runtime import _suffix_for, default_origin
+from fal_notebook.media import sniff_suffix
+from fal_notebook.runtime import default_origin
 
 
 def test_pacer_backs_off_while_the_queue_stands_still():
@@ -86,8 +87,8 @@ def test_block_until_times_out_with_a_typed_error():
 
 
 def test_suffix_sniffing_and_origin():
-    assert _suffix_for(b"\x89PNG\r\n") == ".png" and _suffix_for(b"\xff\xd8\xff\xe0") == ".jpg"
-    assert _suffix_for(b"RIFF1234WEBPVP8 ") == ".webp" and _suffix_for(b"\0\0\0\x18ftypmp42") == ".mp4"
-    assert _suffix_for(b"??") == ""
+    assert sniff_suffix(b"\x89PNG\r\n") == ".png" and sniff_suffix(b"\xff\xd8\xff\xe0") == ".jpg"
+    assert sniff_suffix(b"RIFF1234WEBPVP8 ") == ".webp" and sniff_suffix(b"\0\0\0\x18ftypmp42") == ".mp4"
+    assert sniff_suffix(b"??") == ""
     assert default_origin({"JPY_SESSION_NAME": "/work/a.ipynb"}) == "/work/a.ipynb"
     assert default_origin({}) == "script"
