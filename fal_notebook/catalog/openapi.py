@@ -23,7 +23,8 @@ from ._detect import detect_limits, detect_media, guess_category, output_kind
 from ._schema import inline_refs
 from ._spec import ModelSpec
 
-__all__ = ["spec_from_openapi", "openapi_from_spec", "load_cached", "save_cached", "cache_path"]
+__all__ = ["spec_from_openapi", "openapi_from_spec", "queue_document", "schema_name", "load_cached", "save_cached",
+           "cache_path"]
 
 _ORDER = "x-fal-order-properties"
 _JSON = "application/json"
@@ -122,7 +123,7 @@ def _nullable(node: dict) -> dict:
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _schema_name(endpoint_id: str) -> str:
+def schema_name(endpoint_id: str) -> str:
     """``fal-ai/flux/dev/image-to-image`` → ``FluxDevImageToImage`` (fal drops the owner)."""
     parts = endpoint_id.split("/")[1:] or endpoint_id.split("/")
     words = re.split(r"[^A-Za-z0-9]+", " ".join(parts))
@@ -149,33 +150,39 @@ def _hoist(node: Any, shared: dict[str, dict], *, top: bool = False) -> Any:
 def openapi_from_spec(spec: ModelSpec) -> dict:
     """A document in fal's per-model shape; :func:`spec_from_openapi` reads it back to an equal spec
     (``aliases`` and ``source`` aside)."""
-    name = _schema_name(spec.id)
+    name = schema_name(spec.id)
     shared: dict[str, dict] = {}
     schemas = {
-        "QueueStatus": _queue_status(),
         f"{name}Input": _hoist(copy.deepcopy(spec.input_schema), shared, top=True),
         f"{name}Output": _hoist(copy.deepcopy(spec.output_schema or {"type": "object"}), shared, top=True),
     }
     schemas.update(shared)
+    info = {
+        "title": spec.title,
+        "version": "1.0.0",
+        "description": spec.description,
+        "x-fal-metadata": {
+            "endpointId": spec.id,
+            "category": spec.category,
+            "playgroundUrl": f"https://fal.ai/models/{spec.id}",
+            "documentationUrl": f"https://fal.ai/models/{spec.id}/api",
+        },
+    }
+    return queue_document(spec.id, info, schemas)
+
+
+def queue_document(endpoint_id: str, info: dict, schemas: dict) -> dict:
+    """The frame of fal's per-model document around ``info`` and the ``<Name>Input`` / ``<Name>Output``
+    ``schemas``: ``QueueStatus``, the key scheme, and the queue's paths under the full endpoint id."""
     return {
         "openapi": "3.0.4",
-        "info": {
-            "title": spec.title,
-            "version": "1.0.0",
-            "description": spec.description,
-            "x-fal-metadata": {
-                "endpointId": spec.id,
-                "category": spec.category,
-                "playgroundUrl": f"https://fal.ai/models/{spec.id}",
-                "documentationUrl": f"https://fal.ai/models/{spec.id}/api",
-            },
-        },
+        "info": info,
         "components": {
             "securitySchemes": {"apiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
-                                               "description": "Fal Key"}},
-            "schemas": schemas,
+                                               "description": 'Fal Key, as "Key <key_id>:<key_secret>"'}},
+            "schemas": {"QueueStatus": _queue_status(), **schemas},
         },
-        "paths": _paths(spec.id, name),
+        "paths": _paths(endpoint_id, schema_name(endpoint_id)),
         "servers": [{"url": "https://queue.fal.run"}],
         "security": [{"apiKeyAuth": []}],
     }
