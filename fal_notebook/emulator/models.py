@@ -7,16 +7,20 @@ result GET returns with 422.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import random
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from fal_notebook import catalog
+from fal_notebook.catalog import ModelSpec
+from fal_notebook.catalog.openapi import openapi_from_spec
 from fal_notebook.emulator import render
 from fal_notebook.emulator.blobs import BlobStore
 from fal_notebook.emulator.extra_models import EXTRA_MODEL_IDS, extra_openapi
 from fal_notebook.emulator.openapi_doc import schema_name
+from fal_notebook.errors import UnknownModelError, ValidationError
 
 __all__ = ["EmulatedModel", "find_model", "known_model_ids", "validate_input", "make_output"]
 
@@ -38,25 +42,17 @@ class EmulatedModel:
     category: str
     output: str  # "images" | "video"
     schema_root: dict[str, Any]  # a document whose "$ref" points at the input schema (refs resolve inside it)
-    spec: Any = None  # the catalogue ModelSpec, when the catalogue knows the model
+    spec: ModelSpec | None = None  # when the catalogue knows the model
 
     def openapi(self) -> dict[str, Any]:
         if self.spec is None:
             doc = extra_openapi(self.endpoint_id)
             assert doc is not None
             return doc
-        return _catalogue_openapi(self.spec)
+        return openapi_from_spec(self.spec)
 
 
-def _catalog():
-    try:
-        from fal_notebook import catalog
-    except ImportError:  # the catalogue is optional for the emulator's own models
-        return None
-    return catalog
-
-
-def _from_spec(spec: Any) -> EmulatedModel:
+def _from_spec(spec: ModelSpec) -> EmulatedModel:
     root = {"$ref": "#/definitions/Input", "definitions": {"Input": spec.input_schema}}
     return EmulatedModel(spec.id, spec.category, spec.output, root, spec)
 
@@ -74,26 +70,15 @@ def find_model(endpoint_id: str) -> EmulatedModel | None:
     """The model with exactly this endpoint id (fal knows no aliases), or ``None``."""
     if endpoint_id in EXTRA_MODEL_IDS:
         return _from_openapi(endpoint_id)
-    catalog = _catalog()
-    if catalog is None:
-        return None
     try:
         spec = catalog.get(endpoint_id)
-    except Exception:  # UnknownModelError, or a catalogue still being written
+    except UnknownModelError:
         return None
-    return _from_spec(spec) if getattr(spec, "id", None) == endpoint_id else None
+    return _from_spec(spec) if spec.id == endpoint_id else None
 
 
 def known_model_ids() -> list[str]:
-    catalog = _catalog()
-    bundled = [m.id for m in catalog.models()] if catalog is not None and hasattr(catalog, "models") else []
-    return sorted(set(bundled) | EXTRA_MODEL_IDS)
-
-
-def _catalogue_openapi(spec: Any) -> dict[str, Any]:
-    from fal_notebook.catalog.openapi import openapi_from_spec
-
-    return openapi_from_spec(spec)
+    return sorted({m.id for m in catalog.models()} | EXTRA_MODEL_IDS)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -145,15 +130,11 @@ def _schema_problems(model: EmulatedModel, arguments: Any) -> list[dict[str, Any
 
 
 def _catalogue_problems(model: EmulatedModel, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the catalogue's own rules refuse (media values, reference totals), as fal's 422 entries."""
+    from fal_notebook.catalog.validate import validate
+
     try:
-        from fal_notebook.catalog.validate import validate
-        from fal_notebook.errors import ValidationError
-    except ImportError:
-        return []
-    params = inspect.signature(validate).parameters
-    kwargs = {k: False for k in ("local_files", "probe_videos") if k in params}
-    try:
-        validate(model.endpoint_id, arguments, **kwargs)
+        validate(model.endpoint_id, arguments, local_files=False, probe_videos=False)
     except ValidationError as exc:
         return [{"loc": ["body", p.field], "msg": p.message + (f" (allowed: {p.allowed})" if p.allowed else ""),
                  "type": "value_error"} for p in exc.problems]
@@ -184,7 +165,7 @@ def _media(store: BlobStore, name: str, data: bytes, content_type: str) -> dict[
 
 def _images(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore, seed: int) -> list[dict[str, Any]]:
     fmt = str(arguments.get("output_format") or arguments.get("format") or _default_format(model)).lower()
-    width, height = render.image_size_for(arguments)
+    width, height = render.image_size_for(arguments, _auto_source_size(model, arguments, store))
     prompt = str(arguments.get("prompt", ""))
     images = []
     for index in range(max(1, min(int(arguments.get("num_images") or 1), 8))):
@@ -195,12 +176,41 @@ def _images(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore, s
     return images
 
 
+def _default(model: EmulatedModel, name: str) -> Any:
+    return model.spec.defaults.get(name) if model.spec is not None else None
+
+
 def _default_format(model: EmulatedModel) -> str:
-    props = model.spec.input_schema.get("properties", {}) if model.spec is not None else {}
     for name in ("output_format", "format"):
-        if "default" in props.get(name, {}):
-            return str(props[name]["default"])
+        if _default(model, name) is not None:
+            return str(_default(model, name))
     return "png" if model.spec is not None else "jpeg"
+
+
+def _served_key(url: str) -> str:
+    """The blob key of a URL this emulator serves (``…/files/<key>`` or ``…/media/<key>``), else ""."""
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    return "/".join(segments[1:]) if len(segments) == 3 and segments[0] in ("files", "media") else ""
+
+
+def _auto_source_size(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore) -> tuple[int, int] | None:
+    """With ``aspect_ratio: auto`` (the edit models' default) fal keeps the first input image's ratio. The
+    emulator can read it only for an image it serves itself (an upload or an output); others give a square."""
+    if model.spec is None or arguments.get("aspect_ratio", _default(model, "aspect_ratio")) != "auto":
+        return None
+    for name, field in model.spec.media_fields.items():
+        value = arguments.get(name)
+        first = value[0] if isinstance(value, list) and value else value
+        blob = store.get(_served_key(first)) if field.kind == "image" and isinstance(first, str) else None
+        if blob is not None:
+            from PIL import Image
+
+            try:
+                with Image.open(blob.path) as image:
+                    return image.size
+            except OSError:
+                return None
+    return None
 
 
 def make_output(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore, run_s: float) -> dict[str, Any]:

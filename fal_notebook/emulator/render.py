@@ -39,8 +39,9 @@ def _ratio_size(ratio: str, long_side: int) -> tuple[int, int]:
     return a * k, b * k
 
 
-def image_size_for(arguments: dict[str, Any]) -> tuple[int, int]:
-    """(width, height) implied by the request's size fields."""
+def image_size_for(arguments: dict[str, Any], source: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(width, height) implied by the request's size fields. ``source`` is the input image's size, which
+    ``aspect_ratio: auto`` keeps (scaled to the resolution's long side); square without it."""
     size = arguments.get("image_size")
     if isinstance(size, dict) and "width" in size and "height" in size:
         w, h = int(size["width"]), int(size["height"])
@@ -52,6 +53,9 @@ def image_size_for(arguments: dict[str, Any]) -> tuple[int, int]:
     ratio = arguments.get("aspect_ratio")
     if isinstance(ratio, str) and ratio != "auto":
         return _ratio_size(ratio, long_side)
+    if source is not None and min(source) > 0:
+        scale = long_side / max(source)
+        return max(1, round(source[0] * scale)), max(1, round(source[1] * scale))
     return long_side, long_side
 
 
