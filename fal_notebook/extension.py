@@ -25,7 +25,9 @@ class Presenter:
     """Shows jobs for one shell and remembers which ones the running cell already showed.
 
     The magic displays a card itself and returns the Job; when that Job is also the cell's value, the display
-    hook sees it was shown in this cell and stays quiet, so ``%fal …`` and ``job = %fal …`` show one card.
+    hook sees it was shown in this cell and stays quiet, so ``%fal …`` and ``job = %fal …`` show one card. A
+    terminal's display hook writes ``Out[n]:`` before any formatter runs, so there the line is ended with the
+    job's one-line repr instead of being left empty.
     """
 
     def __init__(self, shell: Any) -> None:
@@ -42,6 +44,8 @@ class Presenter:
         """IPython's ``_ipython_display_`` printer for Job and JobGroup."""
         jobs = render.jobs_of(obj)
         if jobs and all(job.id in self._shown for job in jobs):
+            if not self.kernel:  # a terminal's display hook has already written "Out[n]: "; end that line
+                print(repr(obj))
             return
         self.present(obj)
 

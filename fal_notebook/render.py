@@ -98,6 +98,7 @@ class LiveCard:
             self._unsubscribe = self.job.on_change(self._changed)
             if state_name(self.job.state) != shown_state:  # moved between display and subscribe
                 self._changed()
+        self.announced = not self.live and self.job.done  # a card that shows the end needs no notice of it
         with _CARDS_LOCK:
             _CARDS.append(self)
         return self
