@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,14 @@ from fal_notebook.config import Settings, load_settings
 from fal_notebook.emulator import EmulatorServer
 
 TEST_KEY = "test-id:test-secret"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A shell that starts the run in the background may leave SIGINT ignored, which every child inherits: then
+    ``_thread.interrupt_main()`` does nothing and a child given SIGINT never sees it, so the Ctrl-C tests would
+    hang. Handling it here makes children start with the default disposition (exec resets handlers)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
