@@ -45,26 +45,36 @@ RETENTION_HELP = (
 )
 
 
-def redact(text: str, secret: str | None) -> str:
-    """Remove the key from text that came from a server (an echoing proxy must not put it in an error)."""
-    if secret and secret in text:
-        text = text.replace(secret, "***")
-    return text
+def redact(value: Any, secret: str | None) -> Any:
+    """``value`` (text, or a JSON value's strings) without the key, whole or its secret half: an echoing
+    proxy, or an httpx error quoting a header, must not put it in an error, the store or a log."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        half = secret.partition(":")[2]
+        for part in (secret, half) if len(half) >= 8 else (secret,):
+            value = value.replace(part, "***")
+        return value
+    if isinstance(value, list):
+        return [redact(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {key: redact(item, secret) for key, item in value.items()}
+    return value
 
 
 @contextlib.contextmanager
-def translate_errors(what: str, *, timeout: float | None = None) -> Iterator[None]:
-    """Map httpx exceptions raised inside the block to our errors; ``what`` names the call for the message."""
+def translate_errors(what: str, *, timeout: float | None = None, secret: str | None = None) -> Iterator[None]:
+    """Map httpx exceptions raised inside the block to our errors; ``what`` names the call for the message,
+    ``secret`` is cut from it."""
     try:
         yield
     except httpx.TimeoutException as exc:
         raise FalTimeoutError(
             f"{what} timed out ({type(exc).__name__}); fal did not answer in time", timeout=timeout
         ) from exc
-    except httpx.HTTPError as exc:  # TransportError (incl. SSEError), DecodingError, TooManyRedirects, ...
-        raise TransportError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
-    except (httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
-        raise TransportError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, httpx.CookieConflict) as exc:
+        # HTTPError: TransportError (incl. SSEError), DecodingError, TooManyRedirects, ...
+        raise TransportError(redact(f"{what} failed: {type(exc).__name__}: {exc}", secret)) from exc
 
 
 def response_json(response: httpx.Response) -> Any:
@@ -93,10 +103,7 @@ def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | Non
         detail = body if body is not None else response.text.strip()[:300] or None
         error_type = None
     error_type = error_type or response.headers.get("x-fal-error-type")
-    text = redact(format_detail(detail), secret)
-    if isinstance(detail, str):
-        detail = redact(detail, secret)
-    return detail, error_type, text
+    return redact(detail, secret), error_type, redact(format_detail(detail), secret)
 
 
 def _error_class(response: httpx.Response, kind: str, text: str) -> type[RequestError]:

@@ -91,12 +91,18 @@ class HttpSession:
         if origin_of(url) not in self.settings.endpoints.api_origins:
             log.debug("not sending the API key to foreign origin %s", origin_of(url))
             return headers
-        if self.settings.key is None:
+        key = self.settings.key
+        if key is None:
             raise ConfigError(
                 "No fal API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or "
                 "FAL_KEY_ID and FAL_KEY_SECRET, or put it in TOOLS.md"
             )
-        headers["Authorization"] = self.settings.key.header_value()
+        if not key.well_formed:
+            raise ConfigError(
+                f"The API key {key.masked} from {key.source} holds a space, line break, control or non-ASCII "
+                "character and cannot be sent; copy it again as key_id:key_secret (https://fal.ai/dashboard/keys)"
+            )
+        headers["Authorization"] = key.header_value()
         return headers
 
     async def send(
@@ -123,7 +129,7 @@ class HttpSession:
         request_headers = self.headers(url, api=api, extra=headers)
         call_timeout = timeout if timeout is not None else self.timeout
         seconds = call_timeout.read if isinstance(call_timeout, httpx.Timeout) else call_timeout
-        with translate_errors(what, timeout=seconds):
+        with translate_errors(what, timeout=seconds, secret=self._secret):
             for attempt in range(1, self.retry.max_attempts + 1):
                 request = client.build_request(
                     method,

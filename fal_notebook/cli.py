@@ -201,8 +201,12 @@ def cmd_check_key(command: Any) -> int:
         say("no API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or FAL_KEY_ID and "
              "FAL_KEY_SECRET, or a FAL_KEY line in TOOLS.md")
         return 1
-    emit({"key": settings.key.masked, "source": settings.key.source, "endpoint": settings.endpoints.queue,
-          "emulated": settings.endpoints.emulated})
+    emit({"key": settings.key.masked, "source": settings.key.source, "well_formed": settings.key.well_formed,
+          "endpoint": settings.endpoints.queue, "emulated": settings.endpoints.emulated})
+    if not settings.key.well_formed:
+        say("the key holds a space, line break, control or non-ASCII character and cannot be sent; copy it "
+            "again as key_id:key_secret")
+        return 1
     return 0
 
 

@@ -64,6 +64,12 @@ class ApiKey:
         """The first 4 characters of the key id and nothing of the secret."""
         return f"{self._value[:4]}…" if len(self._value) > 8 else "…"
 
+    @property
+    def well_formed(self) -> bool:
+        """Visible ASCII only. A space, line break, control or non-ASCII character cannot go in an HTTP header
+        (and httpx would quote the whole header, key included, in its error), so such a key is never sent."""
+        return all("!" <= ch <= "~" for ch in self._value)
+
     def header_value(self) -> str:
         """The ``Authorization`` header value. Only the client calls this, for fal's API origins."""
         return f"Key {self._value}"
