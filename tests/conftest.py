@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,15 @@ def pytest_configure(config: pytest.Config) -> None:
     hang. Handling it here makes children start with the default disposition (exec resets handlers)."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _no_default_manager_left() -> Iterator[None]:
+    """No test leaves the process's default JobManager following jobs into the next test."""
+    yield
+    jobs = sys.modules.get("fal_notebook.jobs")
+    if jobs is not None:
+        jobs.reset_for_tests()
 
 
 @pytest.fixture(scope="session")
@@ -60,11 +70,11 @@ def fal_env(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, tmp_path:
 @pytest.fixture
 def emu_http(emulator: EmulatorServer) -> Iterator[httpx.Client]:
     """A plain httpx client for the emulator, sending a well-formed test key."""
-    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Key {TEST_KEY}"}, timeout=10) as client:
+    with httpx.Client(base_url=emulator.url, headers={"Authorization": f"Key {TEST_KEY}"}, timeout=30) as client:
         yield client
 
 
-def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+def _wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -78,7 +88,7 @@ def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: flo
 
 @pytest.fixture(name="wait_for")
 def wait_for_fixture() -> Callable[..., Any]:
-    """``wait_for(predicate, timeout=10)``: poll a condition instead of sleeping."""
+    """``wait_for(predicate, timeout=30)``: poll a condition instead of sleeping."""
     return _wait_for
 
 
@@ -86,7 +96,7 @@ def wait_for_fixture() -> Callable[..., Any]:
 def completed(emu_http: httpx.Client) -> Callable[..., dict]:
     """``completed(status_url, logs=False)`` polls a request until COMPLETED and returns the last status body."""
 
-    def poll(status_url: str, logs: bool = False, timeout: float = 10.0) -> dict:
+    def poll(status_url: str, logs: bool = False, timeout: float = 30.0) -> dict:
         def done() -> dict | None:
             body = emu_http.get(status_url, params={"logs": int(logs)}).json()
             return body if body["status"] == "COMPLETED" else None

@@ -134,7 +134,7 @@ def test_run_interrupted_cancels_the_remote_request(mgr, emulator, wait_for):
     timer = threading.Thread(target=interrupt_once_accepted, daemon=True)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        J.run(MODEL, {"prompt": "interrupt me"})
+        J.run(MODEL, {"prompt": "interrupt me"}, timeout=120)  # not a hang if the interrupt never comes
     timer.join(5)
     (row,) = mgr.store.list()
     assert _seen(emulator, row.request_id, "PUT", "/cancel")
