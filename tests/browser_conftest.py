@@ -6,11 +6,11 @@ belongs to the emulator fixtures.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -70,17 +70,26 @@ def chromium_or_skip() -> str:
     pytest.skip(message)
 
 
-def pick_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def wait_until_listening(proc: subprocess.Popen, runtime_dir: Path, limit: float = 120) -> int:
+    """The port the server chose (``port=0``: no port picked here that another process could take first), read
+    from the ``jpserver-<pid>.json`` it writes as it starts; fails at once if the server exits."""
+    info_file = runtime_dir / f"jpserver-{proc.pid}.json"
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with code {proc.returncode} before it listened")
+        try:
+            return int(json.loads(info_file.read_text())["port"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.2)  # polling a server that is starting: there is no event to wait on
+    raise TimeoutError(f"JupyterLab wrote no {info_file.name} within {limit} s")
 
 
 def wait_until_up(url: str, limit: float = 90) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)
+            urllib.request.urlopen(url, timeout=5)
             return
         except OSError:
             time.sleep(0.2)  # polling a server that is starting: there is no event to wait on
@@ -92,13 +101,13 @@ def start_jupyterlab(nb_dir: Path, home: Path, extra_env: dict[str, str]) -> tup
     cfg = home / "settings" / "@jupyterlab" / "apputils-extension"
     cfg.mkdir(parents=True)
     (cfg / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    port, token = pick_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     env = {**os.environ, **extra_env, "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "IPYTHONDIR": str(home / "ipython"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_CONFIG_DIR": str(home / "config"),
            "PATH": f"{VENV_PYTHON.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     argv = [str(VENV_PYTHON), "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nb_dir}",
+            "--ServerApp.port=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={nb_dir}",
             "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--KernelSpecManager.ensure_native_kernel=True"]
@@ -106,12 +115,13 @@ def start_jupyterlab(nb_dir: Path, home: Path, extra_env: dict[str, str]) -> tup
         argv.append("--allow-root")
     log = open(home / "lab.log", "w")  # noqa: SIM115 - closed by stop_jupyterlab's caller via the process
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    info = {"base": f"http://127.0.0.1:{port}", "token": token, "dir": nb_dir, "log": home / "lab.log"}
     try:
-        wait_until_up(f"{info['base']}/api/status?token={token}")
-    except TimeoutError:
+        port = wait_until_listening(proc, home / "runtime")  # the file may precede the socket: then ask it
+        wait_until_up(f"http://127.0.0.1:{port}/api/status?token={token}")
+    except (RuntimeError, TimeoutError):
         stop_process_group(proc)
         raise
+    info = {"base": f"http://127.0.0.1:{port}", "token": token, "dir": nb_dir, "log": home / "lab.log"}
     return proc, info
 
 
