@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name → module that defines it
 _EXPORTS: dict[str, str] = {
@@ -25,7 +25,8 @@ _EXPORTS: dict[str, str] = {
     # settings and errors
     "load_settings": "config", "Settings": "config",
     "FalError": "errors", "ConfigError": "errors", "UsageError": "errors", "ValidationError": "errors",
-    "UnknownModelError": "errors", "UploadError": "errors", "TransportError": "errors", "FalTimeoutError": "errors",
+    "UnknownModelError": "errors", "UploadError": "errors", "TransportError": "errors",
+    "FalTimeoutError": "errors",
     "RequestError": "errors", "AuthError": "errors", "NotFoundError": "errors", "JobFailedError": "errors",
     "ResultExpiredError": "errors", "JobCancelledError": "errors",
 }

@@ -36,7 +36,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .errors import (
     AuthError,
     ConfigError,
