@@ -1,9 +1,10 @@
 """The grammar of ``%fal`` / ``%%fal`` and of the ``fal-notebook`` command, in one place.
 
-Every subcommand is declared once in :data:`SUBCOMMANDS` and parses into a frozen dataclass whose ``command``
-field names it, so the magics and the CLI work on data, and ``%fal status`` and ``fal-notebook status`` cannot
-drift apart (both build their parsers from the same parent parser objects). Anything that is not a subcommand
-is a model call: ``MODEL prompt words… [--field value …]``, with values typed from the model's JSON Schema.
+Every subcommand is declared once in :data:`SUBCOMMANDS` and parses into a frozen dataclass (``_commands.py``)
+whose ``command`` field names it, so the magics and the CLI work on data, and ``%fal status`` and
+``fal-notebook status`` cannot drift apart (both build their parsers from the same parent parser objects).
+Anything that is not a subcommand is a model call: ``MODEL prompt words… [--field value …]``, with values
+typed from the model's JSON Schema.
 
 Only argparse, shlex, json and pyyaml: no IPython, no network, nothing that exits. Errors are
 :class:`~fal_notebook.errors.UsageError`, one message saying what was expected.
@@ -16,9 +17,27 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ._cellbody import interpolate, parse_cell_body
+from ._commands import (
+    CancelCommand,
+    CheckKeyCommand,
+    ConfigCommand,
+    DataUriCommand,
+    EmulatorCommand,
+    HistoryCommand,
+    InfoCommand,
+    JobsCommand,
+    ModelsCommand,
+    PanelCommand,
+    PollCommand,
+    ResultCommand,
+    ResumeCommand,
+    StatusCommand,
+    SubmitCommand,
+    WaitCommand,
+)
 from ._modelcall import ModelCall, build_model_call, coerce_value, model_usage
 from .errors import UsageError
 
@@ -57,124 +76,6 @@ class FalArgumentParser(argparse.ArgumentParser):
 
 
 # --- subcommands --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class JobsCommand:
-    command: Literal["jobs"] = "jobs"
-    all: bool = False
-    model: str | None = None
-    state: str | None = None
-    limit: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusCommand:
-    command: Literal["status"] = "status"
-    id: str
-    model: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResultCommand:
-    command: Literal["result"] = "result"
-    id: str
-    model: str | None = None
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class CancelCommand:
-    command: Literal["cancel"] = "cancel"
-    ids: tuple[str, ...] = ()
-    all: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class WaitCommand:
-    command: Literal["wait"] = "wait"
-    ids: tuple[str, ...] = ()
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResumeCommand:
-    command: Literal["resume"] = "resume"
-    all: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelsCommand:
-    command: Literal["models"] = "models"
-    search: str | None = None
-    category: str | None = None
-
-    def matches(self, spec: Any) -> bool:
-        """Whether a catalogue entry passes the ``--category`` and search-text filters."""
-        text = " ".join([spec.id, spec.title, *spec.aliases]).lower()
-        return (self.category in (None, spec.category)) and (self.search or "").lower() in text
-
-
-@dataclass(frozen=True, kw_only=True)
-class InfoCommand:
-    command: Literal["info"] = "info"
-    model: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConfigCommand:
-    command: Literal["config"] = "config"
-
-
-@dataclass(frozen=True, kw_only=True)
-class HistoryCommand:
-    command: Literal["history"] = "history"
-    text: str | None = None
-    limit: int = 20
-
-
-@dataclass(frozen=True, kw_only=True)
-class PanelCommand:
-    command: Literal["panel"] = "panel"
-    model: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class CheckKeyCommand:
-    command: Literal["check-key"] = "check-key"
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubmitCommand:
-    command: Literal["submit"] = "submit"
-    model: str
-    arguments: str  # JSON text, ``@file.json`` or ``-`` (stdin); the CLI reads it
-    wait: bool = False
-    timeout: float | None = None
-    validate: bool = True
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class PollCommand:
-    command: Literal["poll"] = "poll"
-    watch: bool = False
-    interval: float = 2.0
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataUriCommand:
-    command: Literal["to-data-uri", "video-to-uri"] = "to-data-uri"
-    path: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class EmulatorCommand:
-    command: Literal["emulator"] = "emulator"
-    host: str = "127.0.0.1"
-    port: int = 8765
-    scenario: str = "normal"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,132 @@
+"""What each ``%fal`` / ``fal-notebook`` subcommand parses into: one frozen dataclass per subcommand, whose
+``command`` field names it, so the magics and the CLI dispatch on data (jupyter-ai's ``parsers.py`` shape).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "JobsCommand", "StatusCommand", "ResultCommand", "CancelCommand", "WaitCommand", "ResumeCommand",
+    "ModelsCommand", "InfoCommand", "ConfigCommand", "HistoryCommand", "PanelCommand", "CheckKeyCommand",
+    "SubmitCommand", "PollCommand", "DataUriCommand", "EmulatorCommand",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobsCommand:
+    command: Literal["jobs"] = "jobs"
+    all: bool = False
+    model: str | None = None
+    state: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusCommand:
+    command: Literal["status"] = "status"
+    id: str
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultCommand:
+    command: Literal["result"] = "result"
+    id: str
+    model: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelCommand:
+    command: Literal["cancel"] = "cancel"
+    ids: tuple[str, ...] = ()
+    all: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitCommand:
+    command: Literal["wait"] = "wait"
+    ids: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeCommand:
+    command: Literal["resume"] = "resume"
+    all: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelsCommand:
+    command: Literal["models"] = "models"
+    search: str | None = None
+    category: str | None = None
+
+    def matches(self, spec: Any) -> bool:
+        """Whether a catalogue entry passes the ``--category`` and search-text filters."""
+        text = " ".join([spec.id, spec.title, *spec.aliases]).lower()
+        return (self.category in (None, spec.category)) and (self.search or "").lower() in text
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfoCommand:
+    command: Literal["info"] = "info"
+    model: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigCommand:
+    command: Literal["config"] = "config"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryCommand:
+    command: Literal["history"] = "history"
+    text: str | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class PanelCommand:
+    command: Literal["panel"] = "panel"
+    model: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckKeyCommand:
+    command: Literal["check-key"] = "check-key"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitCommand:
+    command: Literal["submit"] = "submit"
+    model: str
+    arguments: str  # JSON text, ``@file.json`` or ``-`` (stdin); the CLI reads it
+    wait: bool = False
+    timeout: float | None = None
+    validate: bool = True
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollCommand:
+    command: Literal["poll"] = "poll"
+    watch: bool = False
+    interval: float = 2.0
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataUriCommand:
+    command: Literal["to-data-uri", "video-to-uri"] = "to-data-uri"
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmulatorCommand:
+    command: Literal["emulator"] = "emulator"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    scenario: str = "normal"
