@@ -325,7 +325,8 @@ def _watch(timeout: float | None, interval: float) -> int:
             break
         left = None if deadline is None else deadline - time.monotonic()
         try:
-            for batch in completed_batches(list(waiting), interval if left is None else min(interval, left), "poll"):
+            step = interval if left is None else min(interval, left)
+            for batch in completed_batches(list(waiting), step, "poll"):
                 for job in sorted((waiting.pop(f) for f in batch), key=lambda j: j.created_at):
                     ended.append(job)
                     emit(job_record(job), line=True)

@@ -93,7 +93,10 @@ def internalize(value: Any) -> Any:
     return value
 
 
-def keep_uploads(arguments: dict, uploads: list[tuple[str, Any]], folder: Path) -> tuple[dict, list[tuple[str, str]]]:
+Uploads = list[tuple[str, Any]]
+
+
+def keep_uploads(arguments: dict, uploads: Uploads, folder: Path) -> tuple[dict, list[tuple[str, str]]]:
     """Local paths made absolute, bytes and PIL images saved under ``folder``, each put in place in
     ``arguments``: a re-submit after a crash finds every upload on disk."""
     from .catalog.validate import replace_at

@@ -175,7 +175,7 @@ class JobStore:
         """The inverse of :meth:`store_inputs`: rebuild data URIs for a re-submit."""
         return _inputs.internalize(arguments)
 
-    def keep_uploads(self, arguments: dict, uploads: list[tuple[str, Any]]) -> tuple[dict, list[tuple[str, str]]]:
+    def keep_uploads(self, arguments: dict, uploads: _inputs.Uploads) -> tuple[dict, list[tuple[str, str]]]:
         """Local paths made absolute, bytes and images kept under ``inputs/`` (0600) and put in place: a
         re-submit after a crash finds every upload on disk."""
         return _inputs.keep_uploads(arguments, uploads, self.inputs_dir)
