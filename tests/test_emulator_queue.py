@@ -71,7 +71,7 @@ def test_logs_are_cumulative_on_poll(emulator, emu_http, completed):
 
 
 def test_queue_position_counts_down(emulator, emu_http, wait_for):
-    emulator.configure(queue_seconds=1.2, queue_ahead=3)
+    emulator.configure(queue_seconds=2.4, queue_ahead=3)  # the first read must come in its first half
     reply = submit(emu_http)
     positions = []
 
@@ -198,21 +198,25 @@ def test_priority_hint_and_webhook_are_recorded(emulator, emu_http):
     assert seen.headers["x-fal-queue-priority"] == "low" and "fal_webhook=" in seen.query
 
 
-def read_events(emulator, url: str, **params) -> list[str]:
-    """Raw SSE lines (comments included) until the server closes the stream."""
+def read_events(emulator, url: str, on_first=None, **params) -> list[str]:
+    """Raw SSE lines (comments included) until the server closes the stream; ``on_first()`` runs once the first
+    line arrived."""
     lines = []
-    with httpx.stream("GET", url, params=params, headers={"Authorization": "Key a:b"}, timeout=10) as response:
+    with httpx.stream("GET", url, params=params, headers={"Authorization": "Key a:b"}, timeout=30) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             lines.append(line)
+            if on_first is not None and len(lines) == 1:
+                on_first()
     return lines
 
 
 def test_stream_sends_log_deltas_and_closes_after_completed(emulator, emu_http):
     emulator.configure(queue_seconds=0.2, run_seconds=0.6, log_lines=4)
+    emulator.hold()  # IN_QUEUE until the stream has sent its first event, however long opening it took
     reply = submit(emu_http)
-    lines = read_events(emulator, reply["status_url"] + "/stream", logs=1)  # returns only because it closed
+    lines = read_events(emulator, reply["status_url"] + "/stream", on_first=emulator.release, logs=1)  # closed
     events = [json.loads(line[len("data: "):]) for line in lines if line.startswith("data: ")]
     assert [e["status"] for e in events][-1] == "COMPLETED"
     assert {"IN_QUEUE", "IN_PROGRESS"} <= {e["status"] for e in events}

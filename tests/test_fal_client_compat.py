@@ -46,7 +46,7 @@ def test_submit_status_result(emulator, client, wait_for):
 
 
 def test_subscribe_with_logs(emulator, client):
-    emulator.configure(run_seconds=0.4, log_lines=4)
+    emulator.configure(run_seconds=1.0, log_lines=4)  # fal_client polls every 0.1 s: it must see IN_PROGRESS
     updates, enqueued = [], []
     result = client.subscribe(MODEL, {"prompt": "a fox", "num_images": 2}, with_logs=True,
                               on_enqueue=enqueued.append, on_queue_update=updates.append)
