@@ -32,6 +32,7 @@ __all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until",
 log = logging.getLogger("fal_notebook")
 _SLICE = 0.1  # blocking waits wake this often, so Ctrl-C / a kernel interrupt lands promptly
 _REFRESH_EVERY = 0.25
+CANCEL_TIMEOUT = 10.0  # how long a cancel may wait for fal's answer (and for a submit in flight)
 
 
 def error_to_dict(error: BaseException) -> dict[str, Any]:
@@ -115,10 +116,9 @@ class Job:
     typed error (``JobFailedError``, ``ResultExpiredError``, ``JobCancelledError``) when it did not complete.
     """
 
-    def __init__(self, manager: JobManager, record: JobRecord, *, live: bool = False) -> None:
+    def __init__(self, manager: JobManager, record: JobRecord) -> None:
         self._manager = manager
         self._record = record
-        self._live = live  # followed by this process's runtime (else: read from the store)
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._waiters: list[concurrent.futures.Future] = []
@@ -134,6 +134,11 @@ class Job:
             self._done.set()
 
     # -- reading -----------------------------------------------------------------------------------------
+    @property
+    def _live(self) -> bool:
+        """Followed by this process's runtime (else read from the store): the manager's table says so."""
+        return self._manager._live.get(self._record.id) is self
+
     @property
     def _rec(self) -> JobRecord:
         """The record; one followed elsewhere is re-read from the store (at most every 0.25 s)."""
@@ -254,7 +259,7 @@ class Job:
         """``await job`` waits without blocking the kernel's loop; raises the typed error like ``result()``."""
         return self._wait_async().__await__()
 
-    def cancel(self, timeout: float | None = 10.0) -> str:
+    def cancel(self, timeout: float | None = CANCEL_TIMEOUT) -> str:
         """Ask fal to cancel. Returns fal's answer (``CANCELLATION_REQUESTED`` / ``ALREADY_COMPLETED``) or
         the final state when the job had already ended."""
         return self._manager.cancel(self, timeout=timeout)

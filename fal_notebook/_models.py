@@ -77,16 +77,6 @@ class RequestHandle:
             body.get("cancel_url") or rebuilt.cancel_url,
         )
 
-    def to_dict(self) -> dict[str, str]:
-        """Plain values for the job store."""
-        return {
-            "request_id": self.request_id,
-            "endpoint_id": self.endpoint_id,
-            "status_url": self.status_url,
-            "response_url": self.response_url,
-            "cancel_url": self.cancel_url,
-        }
-
 
 @dataclass(frozen=True)
 class Status:

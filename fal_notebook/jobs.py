@@ -38,7 +38,6 @@ log = logging.getLogger("fal_notebook")
 _lock = threading.Lock()
 _default: JobManager | None = None
 _origin: str | None = None
-_CANCEL_TIMEOUT = 10.0
 
 
 def manager() -> JobManager:
@@ -109,7 +108,7 @@ def run(model: str, arguments: Mapping[str, Any] | None = None, /, *, timeout: f
 
 def _cancel_quietly(job: Job) -> None:
     try:
-        answer = job.cancel(timeout=_CANCEL_TIMEOUT)
+        answer = job.cancel()
         log.info("job %s interrupted; cancel: %s", job.id, answer)
     except Exception as exc:  # the interrupt matters more than a failed cancel
         log.warning("job %s interrupted, but cancelling it failed: %s", job.id, exc)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _cancel, _follow
-from ._job import Job, error_to_dict
+from ._job import CANCEL_TIMEOUT, Job, error_to_dict
 from ._store_legacy import import_legacy
 from .config import Settings, load_settings
 from .errors import FalError, UnknownModelError
@@ -35,6 +35,7 @@ __all__ = ["JobManager", "default_origin"]
 
 log = logging.getLogger("fal_notebook")
 _FINAL_FIELDS = ("state", "finished_at", "queue_position", "error", "files", "logs")
+SCHEMA_TIMEOUT = 60.0  # fetching an unknown model's OpenAPI document before a submit (retries included)
 
 
 def default_origin(env: Mapping[str, str] | None = None) -> str:
@@ -164,7 +165,7 @@ class JobManager:
                            tags=list(tags), options={k: v for k, v in options.items() if v is not None},
                            owner=self.owner, lease_until=time.time() + self.LEASE)
         self.store.insert(record)
-        job = Job(self, record, live=True)
+        job = Job(self, record)
         job._uploads, job.warnings = uploads, warnings
         self._follow(job)
         return job
@@ -185,7 +186,7 @@ class JobManager:
         return checked.spec.id, checked.arguments, list(checked.uploads), list(checked.warnings)
 
     def _fetch_schema(self, endpoint_id: str) -> dict:
-        return self.portal.call(self.client.fetch_openapi(endpoint_id), timeout=60)
+        return self.portal.call(self.client.fetch_openapi(endpoint_id), timeout=SCHEMA_TIMEOUT)
 
     # -- following ---------------------------------------------------------------------------------------
     def _fallback_urls(self, endpoint: str, request_id: str) -> tuple[str, str, str]:
@@ -200,7 +201,6 @@ class JobManager:
         if rec.request_id and not rec.status_url:
             rec.status_url, rec.response_url, rec.cancel_url = self._fallback_urls(rec.endpoint, rec.request_id)
         with self._lock:
-            job._live = True
             self._live[rec.id] = job
             self._known[rec.id] = job
         self.portal.submit(self._run(job))
@@ -272,7 +272,6 @@ class JobManager:
             return
         with self._lock:
             self._live.pop(rec.id, None)
-            job._live = False
         log.debug("job %s %s", rec.id, state.value)
         job._settle()
 
@@ -280,7 +279,6 @@ class JobManager:
         """Stop following ``job`` here; re-read it, and keep watching it if someone waits."""
         with self._lock:
             self._live.pop(job.id, None)
-            job._live = False
         self.refresh(job)
         if job._waiters:
             self.watch(job)
@@ -371,7 +369,7 @@ class JobManager:
         return self.jobs(state=UNFINISHED)
 
     # -- cancelling --------------------------------------------------------------------------------------
-    def cancel(self, job: Job, timeout: float | None = 10.0) -> str:
+    def cancel(self, job: Job, timeout: float | None = CANCEL_TIMEOUT) -> str:
         """Ask fal to cancel ``job``; see :meth:`Job.cancel`."""
         if job.done:
             return job.state.value
