@@ -25,6 +25,7 @@ from fal_notebook.errors import (
 
 MODEL = "fal-ai/nano-banana-pro"
 ATTEMPTS = 4
+IMPATIENT = httpx.Timeout(0.3, connect=5)  # for status reads the emulator hangs on purpose
 
 
 class Sleeps:
@@ -187,11 +188,11 @@ def test_endless_resets_raise_transport_error_after_bounded_attempts(make_client
 
 def test_hung_status_times_out_and_retries_are_bounded(make_client, emulator) -> None:
     emulator.configure("hung_status", fault_count=100, hang_seconds=3)
-    client = make_client(timeout=httpx.Timeout(0.3, connect=5))
 
     async def scenario() -> None:
-        handle, _ = await client.submit(MODEL, {"prompt": "x"})
-        await client.status(handle)
+        async with make_client() as fal, make_client(timeout=IMPATIENT) as impatient:
+            handle, _ = await fal.submit(MODEL, {"prompt": "x"})  # only status reads hang: no short timeout here
+            await impatient.status(handle)
 
     with pytest.raises(FalTimeoutError):
         run(scenario())
@@ -200,11 +201,11 @@ def test_hung_status_times_out_and_retries_are_bounded(make_client, emulator) ->
 
 def test_hung_stream_falls_back_to_polling_and_stays_bounded(make_client, emulator) -> None:
     emulator.configure("hung_status", fault_count=100, hang_seconds=3)
-    client = make_client(timeout=httpx.Timeout(0.3, connect=5))
 
     async def scenario() -> None:
-        handle, _ = await client.submit(MODEL, {"prompt": "x"})
-        await _to_end(client, handle, poll_interval=0.02)
+        async with make_client() as fal, make_client(timeout=IMPATIENT) as impatient:
+            handle, _ = await fal.submit(MODEL, {"prompt": "x"})
+            await _to_end(impatient, handle, poll_interval=0.02)
 
     with pytest.raises(FalTimeoutError):
         run(scenario())
@@ -213,12 +214,12 @@ def test_hung_stream_falls_back_to_polling_and_stays_bounded(make_client, emulat
 
 
 def test_hung_status_recovers_when_the_server_answers_again(make_client, emulator, sleeps) -> None:
-    emulator.configure("hung_status", fault_count=1, hang_seconds=3)
+    emulator.configure("hung_status", fault_count=1, hang_seconds=5)
 
-    async def scenario() -> dict:
-        async with make_client(timeout=httpx.Timeout(0.3, connect=5)) as fal:
-            handle, _ = await fal.submit(MODEL, {"prompt": "x"})
-            async for _status in fal.poll_status(handle, interval=0.02):
+    async def scenario() -> dict:  # 1 s for status reads: only the hung one may time out, however loaded
+        async with make_client() as fal, make_client(timeout=httpx.Timeout(1.0, connect=5)) as impatient:
+            handle, _ = await fal.submit(MODEL, {"prompt": "x"})  # a first POST may be slow (warming up)
+            async for _status in impatient.poll_status(handle, interval=0.02):
                 pass
             return await fal.result(handle)
 
