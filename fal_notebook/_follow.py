@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._retry import TRANSIENT_STATUS
-from .errors import FalError, FalTimeoutError, NotFoundError, RequestError, ResultExpiredError, TransportError
+from .errors import (
+    FalError,
+    FalTimeoutError,
+    JobCancelledError,
+    NotFoundError,
+    RequestError,
+    ResultExpiredError,
+    TransportError,
+)
 from .store import JobState, utcnow
 
 if TYPE_CHECKING:
@@ -199,6 +207,9 @@ def apply_status(mgr: JobManager, job: Job, status: Status) -> None:
     rec.inference_time = status.inference_time or rec.inference_time
     if (rec.state, rec.queue_position, len(rec.logs), rec.inference_time) != before:
         mgr.persist(job, "state", "queue_position", "logs", "inference_time", "started_at")
+    if status.done and status.error_type == "request_cancelled":  # cancelled, maybe by another process whose
+        # row update may not have landed yet: the result GET could only repeat this, so it is not sent
+        raise JobCancelledError(f"request {rec.request_id} was cancelled", request_id=rec.request_id)
 
 
 async def _stream(mgr: JobManager, job: Job, handle: RequestHandle) -> bool:
@@ -306,7 +317,7 @@ async def drive(mgr: JobManager, job: Job) -> None:
     except ResultExpiredError as exc:
         mgr.finish(job, JobState.EXPIRED, exc)
     except FalError as exc:
-        cancelled = getattr(exc, "error_type", None) == "request_cancelled"
+        cancelled = isinstance(exc, JobCancelledError) or getattr(exc, "error_type", None) == "request_cancelled"
         mgr.finish(job, JobState.CANCELLED if cancelled else JobState.FAILED, exc)
     except Exception as exc:  # a bug must still end the job visibly, not leave it hanging
         log.exception("job %s failed inside fal_notebook", rec.id)
