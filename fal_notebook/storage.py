@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import mimetypes
 import unicodedata
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,6 +29,7 @@ import httpx
 
 from ._http import response_json
 from .errors import ConfigError, FalError, UploadError
+from .media import guess_content_type
 
 if TYPE_CHECKING:
     from .client import AsyncQueueClient, QueueClient
@@ -98,15 +98,13 @@ def _prepare(source: Any, content_type: str | None, file_name: str | None) -> _S
         if not path.is_file():
             raise UploadError(f"cannot upload {str(source)!r}: no such file")
         name = file_name or path.name
-        guessed = mimetypes.guess_type(name)[0]
-        return _Source(name, content_type or guessed or "application/octet-stream", path.stat().st_size, path)
+        return _Source(name, content_type or guess_content_type(name), path.stat().st_size, path)
     elif hasattr(source, "save") and hasattr(source, "mode"):
         data, default_name = _image_bytes(source, file_name)
     else:
         raise UploadError(f"cannot upload a {type(source).__name__}: pass a file path, bytes or a PIL image")
     name = file_name or default_name
-    guessed = mimetypes.guess_type(name)[0]
-    return _Source(name, content_type or guessed or "application/octet-stream", len(data), data=data)
+    return _Source(name, content_type or guess_content_type(name), len(data), data=data)
 
 
 @dataclass(frozen=True)

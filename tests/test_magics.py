@@ -196,6 +196,25 @@ def test_terminal_gets_one_notice_at_the_next_prompt(shell, capsys):
     assert "[fal]" not in capsys.readouterr().out
 
 
+def test_terminal_out_prompt_of_a_magic_on_the_last_line_ends_with_the_job(shell, published, capsys):
+    """A terminal's display hook writes ``Out[n]:`` before any formatter runs: it must not stay empty."""
+    job = run(shell, "%fal nbp a red fox").result
+    out = capsys.readouterr().out
+    assert len([o for o in published if not o["update"]]) == 1  # the card, once
+    assert re.search(rf"^Out\[\d+\]: <Job {job.id[:6]} nano-banana-pro \w+ [\d.]+s>$", out, re.MULTILINE), out
+    job.wait(timeout=20)
+
+
+def test_terminal_showing_a_finished_job_again_brings_no_notice(shell, published, capsys):
+    job = run(shell, "j = %fal nbp a red fox --wait").result or shell.user_ns["j"]
+    assert job.done and capsys.readouterr().out.count(f"[fal] job {job.id}") == 1
+    before = len(published)
+    run(shell, "j")
+    run(shell, "x = 1")
+    assert len(published) == before + 1 and "COMPLETED" in published[-1]["data"]["text/plain"]
+    assert "[fal]" not in capsys.readouterr().out
+
+
 def test_interrupting_a_flag_wait_cancels_the_job(shell):
     from fal_notebook.extension import Presenter
 
