@@ -26,6 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ipython_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """IPython shells and the kernels the tests start keep their profile in a temp dir, not in ~/.ipython."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _no_default_manager_left() -> Iterator[None]:
     """No test leaves the process's default JobManager following jobs into the next test."""

@@ -87,7 +87,7 @@ def save_screenshot(png: bytes, dest: Path) -> int:
     return len(out.getvalue())
 
 
-def test_quickstart_pictures_load_in_their_own_cells_while_a_later_cell_runs(tmp_path):
+def test_quickstart_pictures_load_in_their_own_cells_while_a_later_cell_runs(tmp_path, monkeypatch):
     chromium = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
@@ -95,6 +95,8 @@ def test_quickstart_pictures_load_in_their_own_cells_while_a_later_cell_runs(tmp
     nb_dir.mkdir()
     release = tmp_path / "release"
     where = prepare_quickstart(nb_dir / NOTEBOOK, release)
+    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        monkeypatch.setenv(name, str(tmp_path / "user-home" / sub))  # lab's npm probe, chromium's crash files
     with EmulatorServer(scenario="normal") as server:
         env = {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "test-id:test-secret",
                "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "FAL_NOTEBOOK_OUTPUTS": "fal_outputs",
