@@ -213,7 +213,7 @@ def test_ctrl_c_is_exit_130(env: Path, capsys: pytest.CaptureFixture, monkeypatc
     assert code == 130 and one_error_line(err) == "fal-notebook: interrupted"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_emulator_command_serves_until_interrupted(env: Path) -> None:
     import signal
     import subprocess
@@ -233,7 +233,12 @@ def test_emulator_command_serves_until_interrupted(env: Path) -> None:
         assert reply.status_code == 200 and reply.json()["request_id"]
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:  # never leave a server behind
+                proc.kill()
+                proc.wait(10)
     assert proc.returncode == 0 and "Traceback" not in err
 
 
