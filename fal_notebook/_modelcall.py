@@ -247,16 +247,23 @@ def _special(out: _Tokens, name: str, value: str) -> None:
 
 
 def _type_values(spec: Any, raw: Mapping[str, list[Any]], strict: bool) -> dict[str, Any]:
+    """Type every option; all the options that do not parse are named in one error, not just the first."""
     props = spec.input_schema.get("properties", {})
     typed: dict[str, Any] = {}
+    problems: list[str] = []
     for name, values in raw.items():
         schema = props[name]
-        if _effective(schema).get("type") == "array":
-            typed[name] = [item for v in values for item in _as_list(coerce_value(name, schema, v, strict=strict))]
-        elif len(values) > 1:
-            raise UsageError(f"{_opt(name)} given {len(values)} times; it takes one value")
-        else:
-            typed[name] = coerce_value(name, schema, values[0], strict=strict)
+        try:
+            if _effective(schema).get("type") == "array":
+                typed[name] = [i for v in values for i in _as_list(coerce_value(name, schema, v, strict=strict))]
+            elif len(values) > 1:
+                raise UsageError(f"{_opt(name)} given {len(values)} times; it takes one value")
+            else:
+                typed[name] = coerce_value(name, schema, values[0], strict=strict)
+        except UsageError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError("; ".join(problems))
     return typed
 
 

@@ -255,3 +255,12 @@ def test_parsers_import_neither_ipython_nor_httpx() -> None:
     code = "import sys, fal_notebook.parsers; print(sorted(m for m in ('IPython', 'httpx') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_option_that_does_not_parse_is_named_in_one_error() -> None:
+    with pytest.raises(UsageError) as info:
+        call("x --aspect-ratio 7:7 --seed abc --strength high")
+    text = str(info.value)
+    for part in ("'7:7' is not one of", "--seed expects an integer", "--strength expects a number"):
+        assert part in text
+    assert "\n" not in text
