@@ -109,6 +109,8 @@ def cmd_lab(args: list[str]) -> int:
         emulator = start_emulator(env)
         say(f"no FAL_KEY found: using the local fal emulator at {env['FAL_NOTEBOOK_ENDPOINT']}")
         say("images and videos are made on this machine, not by fal.ai; set FAL_KEY=key_id:key_secret for real ones")
+    # SIGTERM (e.g. from a supervisor) must still stop JupyterLab and the emulator: make it unwind like Ctrl-C
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     argv = [str(PY), "-m", "jupyterlab", str(ROOT / "notebooks" / "quickstart.ipynb")]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.append("--allow-root")
