@@ -1,4 +1,4 @@
-"""Memory and throughput of a large upload: ``fal_notebook.storage.upload`` vs ``fal_client.upload_file``.
+"""Memory and throughput of a large upload: ``fal_notebook.client.upload`` vs ``fal_client.upload_file``.
 
     .venv/bin/python bench/upload_memory.py [--sizes 120,60]
 
@@ -50,8 +50,7 @@ def _uploader(which: str, url: str, home: Path):
     if which == "fal_client":
         client = fal_client_for(url)
         return client.upload_file
-    from fal_notebook.client import QueueClient
-    from fal_notebook.storage import upload
+    from fal_notebook.client import QueueClient, upload
 
     client = QueueClient(settings_for(url, home))
     return lambda path: upload(client, path)

@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     # the queue client, for scripts that want fal's calls without the job store
     "QueueClient": "client", "AsyncQueueClient": "client", "RetryPolicy": "client",
     # the extension
-    "load_ipython_extension": "extension", "unload_ipython_extension": "extension",
+    "load_ipython_extension": "notebook", "unload_ipython_extension": "notebook",
     # settings and errors
     "load_settings": "config", "Settings": "config",
     "FalError": "errors", "ConfigError": "errors", "UsageError": "errors", "ValidationError": "errors",

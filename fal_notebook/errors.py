@@ -26,6 +26,7 @@ import builtins
 from typing import Any
 
 __all__ = [
+    "one_line",
     "FalError",
     "ConfigError",
     "UsageError",
@@ -180,3 +181,13 @@ def detail_lines(detail: Any) -> list[str]:
     if detail is None or detail == "":
         return []
     return [_detail_entry(entry) for entry in (detail if isinstance(detail, list) else [detail])]
+
+
+def one_line(error: BaseException) -> str:
+    """An error's text on one line (CLI stderr, IPython usage errors): a ValidationError's problems joined with
+    ``;``. Help text (``usage: …``) keeps its lines."""
+    text = str(error).strip()
+    if text.startswith("usage:") or "\noptions:" in text:
+        return text
+    parts = [part.strip().removeprefix("- ") for part in text.splitlines() if part.strip()]
+    return "; ".join(parts).replace(":;", ":") or type(error).__name__

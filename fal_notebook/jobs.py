@@ -24,9 +24,9 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._job import Job, JobGroup, as_completed, wait_all
-from .runtime import JobManager
-from .store import UNFINISHED, JobState
+from .runtime.job import Job, JobGroup, as_completed, wait_all
+from .runtime.manager import JobManager
+from .store.db import UNFINISHED, JobState
 
 __all__ = [
     "JobState", "Job", "JobGroup", "JobManager", "UNFINISHED",
@@ -38,6 +38,7 @@ log = logging.getLogger("fal_notebook")
 _lock = threading.Lock()
 _default: JobManager | None = None
 _origin: str | None = None
+_auto_resume = True
 
 
 def manager() -> JobManager:
@@ -54,7 +55,7 @@ def manager() -> JobManager:
             if current is not None:
                 log.debug("the environment changed; closing %r", current)
                 current.close()
-            current = _default = JobManager(settings, origin=_origin)
+            current = _default = JobManager(settings, origin=_origin, auto_resume=_auto_resume)
     return current.start()
 
 
@@ -67,10 +68,12 @@ def set_manager(new: JobManager | None) -> None:
         old.close()
 
 
-def set_default_origin(origin: str | None) -> None:
-    """Record new jobs under ``origin`` (the CLI uses ``"cli"``); ``None``: notebook path or ``"script"``."""
-    global _origin
-    _origin = origin
+def set_default_origin(origin: str | None, *, auto_resume: bool = True) -> None:
+    """Record new jobs under ``origin`` (the CLI uses ``"cli"``); ``None``: notebook path or ``"script"``.
+
+    ``auto_resume=False``: the default manager follows only what it is asked to (the CLI's commands)."""
+    global _origin, _auto_resume
+    _origin, _auto_resume = origin, auto_resume
     set_manager(None)
 
 

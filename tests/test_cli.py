@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fal_notebook import cli, media
+from fal_notebook import media
+from fal_notebook.cli import app as cli
 from fal_notebook.errors import (
     AuthError,
     ConfigError,

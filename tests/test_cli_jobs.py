@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fal_notebook import cli
+from fal_notebook.cli import app as cli
 from fal_notebook.store import JobStore
 
 SECRET = "test-secret"  # the secret half of conftest's FAL_KEY

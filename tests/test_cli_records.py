@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_cli_jobs import ok, one_line, run, stored
 
-from fal_notebook import cli
+from fal_notebook.cli import app as cli
 from fal_notebook.runtime import JobManager
 from fal_notebook.store import JobRecord, JobState, JobStore, new_job_id
 
@@ -152,8 +152,8 @@ def test_a_refused_key_is_exit_1(fal_env, emulator, capsys) -> None:
 def test_an_unreachable_fal_is_exit_7(fal_env, emulator, capsys, monkeypatch) -> None:
     import socket
 
-    from fal_notebook import _session
-    from fal_notebook._retry import RetryPolicy
+    from fal_notebook.client import session as _session
+    from fal_notebook.client.retry import RetryPolicy
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

@@ -14,8 +14,8 @@ import httpx_sse
 import pytest
 from test_client import KEY, Q, Recorder, run, settings
 
-from fal_notebook._http import translate_errors
 from fal_notebook.client import AsyncQueueClient, QueueClient, RequestHandle
+from fal_notebook.client.http import translate_errors
 from fal_notebook.errors import FalError, FalTimeoutError, NotFoundError, TransportError
 
 HANDLE = RequestHandle.fallback("fal-ai/flux/dev", "r-1", Q)
@@ -183,7 +183,7 @@ def test_one_httpx_client_per_event_loop() -> None:
 
 def test_sync_wrapper_runs_on_the_portal() -> None:
     rec = Recorder(sse_handler)
-    from fal_notebook._retry import RetryPolicy
+    from fal_notebook.client.retry import RetryPolicy
 
     fal = QueueClient(settings(), transport=httpx.MockTransport(rec), retry=RetryPolicy(sleep=rec.sleep))
     assert fal.status(HANDLE).state == "COMPLETED"

@@ -7,10 +7,10 @@ import concurrent.futures
 import pytest
 
 from fal_notebook import errors
-from fal_notebook._follow import PollPacer, inside, media_items, output_name
-from fal_notebook._job import block_until, error_from_dict, error_to_dict
 from fal_notebook.media import sniff_suffix
 from fal_notebook.runtime import default_origin
+from fal_notebook.runtime.job import block_until, error_from_dict, error_to_dict
+from fal_notebook.runtime.steps import PollPacer, inside, media_items, output_name
 
 
 def test_pacer_backs_off_while_the_queue_stands_still():

@@ -8,9 +8,9 @@ import asyncio
 import httpx
 import pytest
 
-from fal_notebook import cli
-from fal_notebook._http import translate_errors
+from fal_notebook.cli import app as cli
 from fal_notebook.client import AsyncQueueClient
+from fal_notebook.client.http import translate_errors
 from fal_notebook.config import ApiKey, Endpoints, Settings
 from fal_notebook.errors import ConfigError, RequestError, TransportError
 

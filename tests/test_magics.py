@@ -11,7 +11,8 @@ import pytest
 from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures used by name
 from PIL import Image
 
-from fal_notebook import jobs, render
+from fal_notebook import jobs
+from fal_notebook.notebook import live as render
 
 XSS = "<script>alert(1)</script>"
 
@@ -216,7 +217,7 @@ def test_terminal_showing_a_finished_job_again_brings_no_notice(shell, published
 
 
 def test_interrupting_a_flag_wait_cancels_the_job(shell):
-    from fal_notebook.extension import Presenter
+    from fal_notebook.notebook.extension import Presenter
 
     class Stuck:
         id, done, cancelled = "feedbeef", False, False

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from test_protocol_conformance import KEY, RID, Fal, handle, ok, run, status_body
 
-from fal_notebook import storage
 from fal_notebook.client import AsyncQueueClient
+from fal_notebook.client import uploads as storage
 
 API_HOSTS = {"queue.fal.run", "rest.fal.ai"}
 

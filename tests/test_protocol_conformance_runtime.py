@@ -194,7 +194,7 @@ def test_logs_from_the_stream_in_both_entry_shapes(manager_for) -> None:
 def test_a_flaky_gateway_does_not_end_a_running_job(manager_for, monkeypatch) -> None:
     """§4: ingress 502s and 429s on status outlast the client's retries; fal's job is still running, so
     the runtime keeps following it instead of calling it FAILED."""
-    from fal_notebook import _follow
+    from fal_notebook.runtime import steps as _follow
 
     monkeypatch.setattr(_follow, "transient_delay", lambda failures: 0.0)
     ingress = httpx.Response(502, text=NGINX_502, headers={"content-type": "text/html"})
@@ -209,7 +209,7 @@ def test_a_flaky_gateway_does_not_end_a_running_job(manager_for, monkeypatch) ->
 
 def test_result_behind_a_flaky_gateway_is_still_fetched(manager_for, monkeypatch) -> None:
     """An ingress 502 on the result GET is not the model's failure: asked again, the output arrives."""
-    from fal_notebook import _follow
+    from fal_notebook.runtime import steps as _follow
 
     monkeypatch.setattr(_follow, "transient_delay", lambda failures: 0.0)
     ingress = httpx.Response(502, text=NGINX_502, headers={"content-type": "text/html"})

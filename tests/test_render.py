@@ -15,8 +15,8 @@ import pytest
 from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures used by name
 from PIL import Image
 
-from fal_notebook import render
 from fal_notebook.errors import JobFailedError
+from fal_notebook.notebook import live as render
 
 XSS = "<script>alert(1)</script>"
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "EXPIRED"}

@@ -11,8 +11,8 @@ import pytest
 from browser_conftest import ip, published  # noqa: F401 - fixtures used by name
 from test_render import XSS, FakeJob
 
-from fal_notebook import render
-from fal_notebook._cardinfo import group_variants, short_value
+from fal_notebook.notebook import live as render
+from fal_notebook.views.card_data import group_variants, short_value
 
 
 def bundle(job, variant=()) -> dict[str, str]:

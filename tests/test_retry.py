@@ -7,7 +7,7 @@ import email.utils
 import httpx
 import pytest
 
-from fal_notebook._retry import (
+from fal_notebook.client.retry import (
     RetryPolicy,
     is_ingress_error,
     retry_after_seconds,

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from fal_notebook import storage
 from fal_notebook.client import AsyncQueueClient, RetryPolicy
+from fal_notebook.client import uploads as storage
 from fal_notebook.config import ApiKey, Endpoints, Settings
 from fal_notebook.errors import ConfigError, UploadError
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from fal_notebook import storage
 from fal_notebook.client import AsyncQueueClient, QueueClient
+from fal_notebook.client import uploads as storage
 
 MiB = 1024 * 1024
 

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from fal_notebook._store_schema import MIGRATIONS
 from fal_notebook.errors import ConfigError, NotFoundError
 from fal_notebook.store import JobRecord, JobState, JobStore, new_job_id
+from fal_notebook.store.schema import MIGRATIONS
 
 
 @pytest.fixture

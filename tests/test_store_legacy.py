@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from fal_notebook._store_legacy import import_legacy, legacy_pending_path
 from fal_notebook.store import JobState, JobStore
+from fal_notebook.store.legacy import import_legacy, legacy_pending_path
 
 LEGACY = {
     "requests": [

@@ -26,14 +26,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._http import response_json, translate_errors
-from ._models import RequestHandle, Status, normalize_endpoint_id
-from ._portal import Portal, get_portal
-from ._retry import RetryPolicy
-from ._session import DEFAULT_TIMEOUT, HttpSession
-from ._sse import StreamUnavailable, sse_statuses
-from .config import Settings
-from .errors import NotFoundError, RequestError, TransportError, UnknownModelError
+from .._portal import Portal, get_portal
+from ..config import Settings
+from ..errors import NotFoundError, RequestError, TransportError, UnknownModelError
+from .http import response_json, translate_errors
+from .retry import RetryPolicy
+from .session import DEFAULT_TIMEOUT, HttpSession
+from .sse import StreamUnavailable, sse_statuses
+from .wire import RequestHandle, Status, normalize_endpoint_id
 
 __all__ = ["AsyncQueueClient", "QueueClient", "RequestHandle", "RetryPolicy", "Status", "DEFAULT_TIMEOUT"]
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import UploadError
+from ..errors import UploadError
 
 __all__ = ["externalize", "internalize", "keep_bytes", "keep_uploads", "DATA_URI_KEY"]
 
@@ -99,8 +99,8 @@ Uploads = list[tuple[str, Any]]
 def keep_uploads(arguments: dict, uploads: Uploads, folder: Path) -> tuple[dict, list[tuple[str, str]]]:
     """Local paths made absolute, bytes and PIL images saved under ``folder``, each put in place in
     ``arguments``: a re-submit after a crash finds every upload on disk."""
-    from .catalog.validate import replace_at
-    from .media import sniff_suffix
+    from ..catalog.validate import replace_at
+    from ..media import sniff_suffix
 
     durable = []
     for json_path, value in uploads:

@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._cellbody import interpolate, parse_cell_body
-from ._commands import (
+from ..errors import UsageError
+from .cell_body import interpolate, parse_cell_body
+from .commands import (
     CancelCommand,
     CheckKeyCommand,
     ConfigCommand,
@@ -38,8 +39,7 @@ from ._commands import (
     SubmitCommand,
     WaitCommand,
 )
-from ._modelcall import ModelCall, build_model_call, coerce_value, model_usage
-from .errors import UsageError
+from .model_call import ModelCall, build_model_call, coerce_value, model_usage
 
 __all__ = [
     "FalArgumentParser",
@@ -274,7 +274,7 @@ def parse_cell(line: str, body: str, namespace: Mapping[str, Any] | None = None)
 
 
 def _spec(model: str) -> Any:
-    from . import catalog  # the catalogue may fetch a schema for an unknown id: keep it out of import time
+    from .. import catalog  # the catalogue may fetch a schema for an unknown id: keep it out of import time
 
     return catalog.get(model)
 

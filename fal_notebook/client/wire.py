@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import RequestError, UnknownModelError
+from ..errors import RequestError, UnknownModelError
 
 __all__ = ["RequestHandle", "Status", "split_endpoint_id", "normalize_endpoint_id", "STATES"]
 

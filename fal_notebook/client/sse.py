@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 import httpx
 from httpx_sse import EventSource
 
-from ._http import translate_errors
-from ._models import Status
-from ._retry import TRANSIENT_STATUS
-from .errors import FalError, RequestError, TransportError
+from ..errors import FalError, RequestError, TransportError
+from .http import translate_errors
+from .retry import TRANSIENT_STATUS
+from .wire import Status
 
 if TYPE_CHECKING:
-    from ._models import RequestHandle
-    from ._session import HttpSession
+    from .session import HttpSession
+    from .wire import RequestHandle
 
 __all__ = ["StreamUnavailable", "sse_statuses", "stream_url", "STREAM_READ_TIMEOUT"]
 

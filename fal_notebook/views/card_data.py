@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._html import CardData, Media
-from .errors import detail_lines
-from .media import VIDEO_SUFFIXES, data_uri_type
+from ..errors import detail_lines
+from ..media import VIDEO_SUFFIXES, data_uri_type
+from .html import CardData, Media
 
 __all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "options_of", "group_variants", "short_value",
            "THUMB_SIDE", "THUMB_BYTES"]
@@ -37,7 +37,7 @@ def state_name(state: Any) -> str:
 def _thumbnail(path: str, mtime_ns: int, size: int, side: int, max_bytes: int) -> str:
     """A light JPEG data URI of one local image, or of a video's first frame (cached per file version);
     "" when it cannot be made."""
-    from . import media
+    from .. import media
 
     source: Any = path
     try:
@@ -160,7 +160,7 @@ def short_value(value: Any) -> str:
 
 def _defaults(model: str) -> dict[str, Any]:
     try:
-        from . import catalog
+        from .. import catalog
 
         return catalog.get(model).defaults
     except Exception:  # a model the catalogue does not know: every option counts as chosen

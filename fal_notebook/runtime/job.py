@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import errors
-from .errors import FalError, FalTimeoutError, JobCancelledError
-from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from .store import JobRecord, JobState, utcnow
+from .. import errors
+from ..errors import FalError, FalTimeoutError, JobCancelledError
+from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..store.db import JobRecord, JobState, utcnow
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from .runtime import JobManager
+    from .manager import JobManager
 
 __all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until", "completed_batches", "waiters",
            "wait_all", "as_completed"]

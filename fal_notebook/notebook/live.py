@@ -25,8 +25,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from ._cardinfo import THUMB_BYTES, THUMB_SIDE, card_data, group_variants, state_name, thumbnail_uri
-from ._html import card_html, card_text
+from ..views.card_data import THUMB_BYTES, THUMB_SIDE, card_data, group_variants, state_name, thumbnail_uri
+from ..views.html import card_html, card_text
 
 __all__ = [
     "JobCard", "LiveCard", "card_data", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced",

@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import _store_inputs as _inputs
-from ._store_records import (
+from ..errors import ConfigError, NotFoundError
+from . import inputs as _inputs
+from .records import (
     COLUMNS,
     UNFINISHED,
     JobRecord,
@@ -33,8 +34,7 @@ from ._store_records import (
     to_sql,
     utcnow,
 )
-from ._store_schema import MIGRATIONS
-from .errors import ConfigError, NotFoundError
+from .schema import MIGRATIONS
 
 __all__ = ["JobState", "JobRecord", "JobStore", "UNFINISHED", "new_job_id", "new_owner", "utcnow"]
 

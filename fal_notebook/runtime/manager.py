@@ -20,16 +20,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _cancel, _follow
-from ._job import CANCEL_TIMEOUT, Job, error_to_dict
-from ._store_legacy import import_legacy
-from .config import Settings, load_settings
-from .errors import FalError, UnknownModelError
-from .store import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
+from ..config import Settings, load_settings
+from ..errors import FalError, UnknownModelError
+from ..store.db import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
+from ..store.legacy import import_legacy
+from . import cancel as _cancel
+from . import steps as _follow
+from .job import CANCEL_TIMEOUT, Job, error_to_dict
 
 if TYPE_CHECKING:
-    from ._portal import Portal
-    from .client import AsyncQueueClient
+    from .._portal import Portal
+    from ..client.queue import AsyncQueueClient
 
 __all__ = ["JobManager", "default_origin"]
 
@@ -88,7 +89,7 @@ class JobManager:
     @property
     def portal(self) -> Portal:
         if self._portal is None:
-            from ._portal import get_portal
+            from .._portal import get_portal
 
             self._portal = get_portal()
         return self._portal
@@ -96,7 +97,7 @@ class JobManager:
     @property
     def client(self) -> AsyncQueueClient:
         if self._client is None:
-            from .client import AsyncQueueClient
+            from ..client.queue import AsyncQueueClient
 
             self._client = AsyncQueueClient(self.settings)
         return self._client
@@ -172,13 +173,13 @@ class JobManager:
 
     def _check(self, model: str, arguments: dict, validate: bool) -> tuple[str, dict, list, list[str]]:
         if not validate:
-            from .catalog import resolve
+            from ..catalog import resolve
 
             try:
                 return resolve(model), arguments, [], []
             except UnknownModelError:
                 return model, arguments, [], []
-        from .catalog.validate import validate as check
+        from ..catalog.validate import validate as check
 
         checked = check(model, arguments, fetch=self._fetch_schema, cache_dir=self.settings.schema_cache)
         for warning in checked.warnings:
@@ -190,7 +191,7 @@ class JobManager:
 
     # -- following ---------------------------------------------------------------------------------------
     def _fallback_urls(self, endpoint: str, request_id: str) -> tuple[str, str, str]:
-        from ._models import RequestHandle
+        from ..client.wire import RequestHandle
 
         handle = RequestHandle.fallback(endpoint, request_id, self.settings.endpoints.queue)
         return handle.status_url, handle.response_url, handle.cancel_url
@@ -346,7 +347,7 @@ class JobManager:
         """Stored jobs, newest first: this origin's unless ``origin`` is given or ``all=True``."""
         self.start()
         if model is not None:
-            from .catalog import resolve
+            from ..catalog import resolve
 
             try:
                 model = resolve(model)

@@ -16,31 +16,35 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import emit, exit_code, one_line, say
-from .errors import FalError, FalTimeoutError, NotFoundError, UsageError
+from ..errors import FalError, FalTimeoutError, NotFoundError, UsageError, one_line
+from .exit_codes import exit_code
+from .output import emit, say
 
 ORIGIN = "cli"
 ACCEPT_TIMEOUT = 120.0  # submit without --wait: how long the request may take to reach fal
 POLL_TIMEOUT = 300.0  # poll (one pass): how long finished jobs may take to be fetched and downloaded
-_manager: Any = None
+_configured = False
 
 
 def manager() -> Any:
-    """This process's job manager (made on first use, closed by :func:`close`)."""
-    global _manager
-    if _manager is None:
-        from .runtime import JobManager
+    """The process's default job manager, set to origin ``cli`` and no automatic resume for the command."""
+    global _configured
+    from .. import jobs as api
 
-        _manager = JobManager(origin=ORIGIN, auto_resume=False).start()
-    return _manager
+    if not _configured:
+        api.set_default_origin(ORIGIN, auto_resume=False)
+        _configured = True
+    return api.manager()
 
 
 def close() -> None:
-    """Stop following (in-flight submits get a grace period) and release every lease."""
-    global _manager
-    if _manager is not None:
-        _manager.close()
-        _manager = None
+    """Stop following (in-flight submits get a grace period), release every lease, restore the defaults."""
+    global _configured
+    if _configured:
+        from .. import jobs as api
+
+        _configured = False
+        api.set_default_origin(None)
 
 
 def job_record(job: Any, **extra: Any) -> dict[str, Any]:
@@ -75,7 +79,7 @@ def _error_json(error: BaseException | None) -> dict[str, Any] | None:
     """The error as the store keeps it (:func:`~fal_notebook._job.error_to_dict`), its class as ``type``."""
     if error is None:
         return None
-    from ._job import error_to_dict
+    from ..runtime.job import error_to_dict
 
     fields = error_to_dict(error)
     return {"type": fields.pop("class"), **fields}
@@ -137,7 +141,7 @@ def _finish(jobs: Sequence[Any]) -> int:
 
 def _wait_and_emit(jobs: list[Any], timeout: float | None, render: Callable[[list[Any]], Any]) -> int:
     """Wait for ``jobs``; print them whatever happens (also on a timeout, then exit 6)."""
-    from .jobs import wait
+    from ..jobs import wait
 
     try:
         wait(jobs, timeout=timeout)
@@ -170,8 +174,8 @@ def _find(ref: str, model: str | None) -> Any | None:
 
 
 def _handle(model: str, request_id: str) -> Any:
-    from ._models import RequestHandle
-    from .catalog import resolve
+    from ..catalog import resolve
+    from ..client.wire import RequestHandle
 
     return RequestHandle.fallback(resolve(model), request_id, manager().settings.endpoints.queue)
 
@@ -195,7 +199,7 @@ def cmd_status(command: Any) -> int:
         return 0
     fal = None
     if not job.done and job.request_id is not None:
-        from ._follow import handle_of
+        from ..runtime.steps import handle_of
 
         fal = _status_json(_ask_fal(manager().client.status(handle_of(job))))
     emit(job_record(job, fal=fal))
@@ -233,7 +237,7 @@ def cmd_wait(command: Any) -> int:
 
 
 def cmd_list(command: Any) -> int:
-    from .store import UNFINISHED, JobState
+    from ..store.db import UNFINISHED, JobState
 
     state: Any = None if command.all else UNFINISHED
     if command.state is not None:
@@ -246,7 +250,7 @@ def cmd_list(command: Any) -> int:
 
 
 async def _read_all(mgr: Any, jobs: Sequence[Any]) -> list[Any]:
-    from ._follow import handle_of
+    from ..runtime.steps import handle_of
 
     return await asyncio.gather(*(mgr.client.status(handle_of(j)) for j in jobs), return_exceptions=True)
 
@@ -278,8 +282,8 @@ def _moved(job: Any, before: tuple[Any, Any], fal: dict[str, Any] | None) -> boo
 
 
 def cmd_poll(command: Any) -> int:
-    from .jobs import wait
-    from .store import UNFINISHED
+    from ..jobs import wait
+    from ..store.db import UNFINISHED
 
     if command.watch:
         return _watch(command.timeout, command.interval)
@@ -309,8 +313,8 @@ def _report_poll(jobs: list[Any], before: dict[str, tuple[Any, Any]], pending: d
 def _watch(timeout: float | None, interval: float) -> int:
     """``poll --watch``: one JSON line per job as it ends, then a summary line (also after a timeout). Every
     ``interval`` s the store is read again, so jobs submitted meanwhile (by anyone) are followed too."""
-    from ._job import completed_batches, waiters
-    from .store import UNFINISHED
+    from ..runtime.job import completed_batches, waiters
+    from ..store.db import UNFINISHED
 
     deadline = None if timeout is None else time.monotonic() + timeout
     interval = max(0.1, interval)

@@ -11,9 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._cardinfo import prompt_of, state_name, thumbnail_uri
-from ._html import BADGE_COLOURS
-from ._html import esc as _e
+from .card_data import prompt_of, state_name, thumbnail_uri
+from .html import BADGE_COLOURS
+from .html import esc as _e
 
 __all__ = ["Message", "Table", "job_table", "models_table", "model_info"]
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import httpx
 
-from ._retry import is_ingress_error
-from .errors import (
+from ..errors import (
     AuthError,
     FalError,
     FalTimeoutError,
@@ -28,6 +27,7 @@ from .errors import (
     TransportError,
     detail_lines,
 )
+from .retry import is_ingress_error
 
 __all__ = ["translate_errors", "error_from_response", "format_detail", "response_json", "redact"]
 

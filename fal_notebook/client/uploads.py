@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._http import response_json
-from .errors import ConfigError, FalError, UploadError
-from .media import guess_content_type
+from ..errors import ConfigError, FalError, UploadError
+from ..media import guess_content_type
+from .http import response_json
 
 if TYPE_CHECKING:
-    from .client import AsyncQueueClient, QueueClient
+    from .queue import AsyncQueueClient, QueueClient
 
 __all__ = ["upload", "async_upload", "MULTIPART_THRESHOLD", "PART_SIZE", "MAX_CONCURRENCY"]
 
@@ -317,8 +317,8 @@ def upload(
 ) -> str:
     """Blocking :func:`async_upload`, run on the shared portal thread (a new client from the environment when
     ``client`` is None)."""
-    from ._portal import get_portal
-    from .client import AsyncQueueClient, QueueClient
+    from .._portal import get_portal
+    from .queue import AsyncQueueClient, QueueClient
 
     if isinstance(client, QueueClient):
         portal, async_client = client.portal, client.async_client

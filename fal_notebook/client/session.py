@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 
-from ._http import error_from_response, translate_errors
-from ._retry import RetryPolicy, should_retry_error, should_retry_response
-from ._version import __version__
-from .config import Settings, load_settings, origin_of
-from .errors import ConfigError
+from .._version import __version__
+from ..config import Settings, load_settings, origin_of
+from ..errors import ConfigError
+from .http import error_from_response, translate_errors
+from .retry import RetryPolicy, should_retry_error, should_retry_response
 
 __all__ = ["HttpSession", "DEFAULT_TIMEOUT", "USER_AGENT"]
 

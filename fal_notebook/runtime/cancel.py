@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ._follow import handle_of
-from ._job import error_to_dict
-from .errors import FalError, JobCancelledError
-from .store import JobState, utcnow
+from ..errors import FalError, JobCancelledError
+from ..store.db import JobState, utcnow
+from .job import error_to_dict
+from .steps import handle_of
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from .runtime import JobManager
+    from .job import Job
+    from .manager import JobManager
 
 __all__ = ["cancel_live", "cancel_elsewhere"]
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .store import JobRecord, JobState, JobStore, new_job_id, utcnow
+from .db import JobRecord, JobState, JobStore, new_job_id, utcnow
 
 __all__ = ["legacy_pending_path", "import_legacy"]
 

@@ -17,20 +17,12 @@ from typing import Any
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
-from . import parsers
-from ._cardinfo import prompt_of, state_name
-from ._tables import Message, job_table, model_info, models_table
-from .errors import FalError, FalTimeoutError, UsageError
+from ..errors import FalError, FalTimeoutError, UsageError, one_line
+from ..parsers import grammar as parsers
+from ..views.card_data import prompt_of, state_name
+from ..views.tables import Message, job_table, model_info, models_table
 
 __all__ = ["FalMagics"]
-
-
-def one_line(exc: BaseException) -> str:
-    """An error's text on one line (IPython prints usage errors without a traceback); help text keeps its lines."""
-    text = str(exc).strip()
-    if text.startswith("usage:") or "\noptions:" in text:
-        return text
-    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
 
 
 @magics_class
@@ -80,7 +72,7 @@ class FalMagics(Magics):
 
     def handle_call(self, call: Any) -> Any:
         """Submit one request (or a group for --n / --sweep), show a card per job, return the Job/JobGroup."""
-        from . import jobs
+        from .. import jobs
 
         requests = call.expand()
         if len(requests) > 1 and call.validate:
@@ -95,21 +87,21 @@ class FalMagics(Magics):
     # --- subcommands --------------------------------------------------------------------------------------
 
     def handle_jobs(self, cmd: Any) -> Any:
-        from . import jobs
+        from .. import jobs
 
         found = jobs.jobs(model=cmd.model, state=cmd.state, all=cmd.all, limit=cmd.limit)
         title = "all jobs" if cmd.all else "this notebook's jobs"
         return job_table(f"{title}: {len(found)}", found)
 
     def handle_status(self, cmd: Any) -> Any:
-        from . import jobs
+        from .. import jobs
 
         job = jobs.get(cmd.id)
         self.presenter.present(job)
         return job
 
     def handle_cancel(self, cmd: Any) -> Message:
-        from . import jobs
+        from .. import jobs
 
         targets = [j for j in jobs.jobs() if not j.done] if cmd.all else [jobs.get(i) for i in cmd.ids]
         for job in targets:
@@ -118,7 +110,7 @@ class FalMagics(Magics):
         return Message(f"cancel requested for {len(targets)} job(s): {ids}")
 
     def handle_wait(self, cmd: Any) -> Message:
-        from . import jobs
+        from .. import jobs
 
         targets = [jobs.get(i) for i in cmd.ids] or None
         try:
@@ -132,7 +124,7 @@ class FalMagics(Magics):
         return Message(f"{len(finished)} job(s) done: {summary}")
 
     def handle_resume(self, cmd: Any) -> Message:
-        from . import jobs
+        from .. import jobs
 
         resumed = jobs.resume(all=cmd.all)
         for job in resumed:
@@ -140,24 +132,24 @@ class FalMagics(Magics):
         return Message(f"following {len(resumed)} unfinished job(s) again")
 
     def handle_models(self, cmd: Any) -> Any:
-        from . import catalog
+        from .. import catalog
 
         return models_table([s for s in catalog.models() if cmd.matches(s)])
 
     def handle_info(self, cmd: Any) -> Any:
-        from . import catalog
+        from .. import catalog
 
         return model_info(catalog.get(cmd.model))
 
     def handle_config(self, cmd: Any) -> Message:
-        from .config import load_settings
+        from ..config import load_settings
 
         settings = load_settings()
         return Message(f"{settings.describe()}\noutputs: {settings.outputs.resolve()}\n"
                        f"job store: {settings.store_path}")
 
     def handle_history(self, cmd: Any) -> Any:
-        from . import jobs
+        from .. import jobs
 
         found = jobs.jobs(all=True)
         if cmd.text:
@@ -173,7 +165,7 @@ def _searchable(job: Any) -> str:
 
 
 def _validate_all(model: str, requests: list[dict]) -> None:
-    from .catalog.validate import validate
+    from ..catalog.validate import validate
 
     for arguments in requests:
         validate(model, arguments, probe_videos=False)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from ._store_schema import JSON_COLUMNS
+from .schema import JSON_COLUMNS
 
 __all__ = ["JobState", "JobRecord", "UNFINISHED", "COLUMNS", "utcnow", "new_job_id", "new_owner",
            "to_sql", "from_row", "owner_alive"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import render
+from . import live as render
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "Presenter"]
 
@@ -82,14 +82,14 @@ class Presenter:
 
 
 def _startup_line() -> str:
-    from .config import load_settings
+    from ..config import load_settings
 
     return load_settings().describe()
 
 
 def _resume() -> str:
     """Follow this notebook's unfinished jobs again; a line saying so, or "" when there were none."""
-    from . import jobs
+    from .. import jobs
 
     try:
         resumed = jobs.resume()
@@ -104,7 +104,7 @@ def _resume() -> str:
 
 def load_ipython_extension(ip: Any) -> None:
     """Register ``%fal`` and the display hooks on ``ip``; print one line about the endpoint and key."""
-    from .jobs import Job, JobGroup
+    from ..jobs import Job, JobGroup
     from .magics import FalMagics
 
     presenter = Presenter(ip)
@@ -123,7 +123,7 @@ def unload_ipython_extension(ip: Any) -> None:
     magics = ip.magics_manager.registry.pop("FalMagics", None)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop(_MAGIC_NAME, None)
-    from .jobs import Job, JobGroup
+    from ..jobs import Job, JobGroup
 
     for cls in (Job, JobGroup):
         ip.display_formatter.ipython_display_formatter.type_printers.pop(cls, None)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._cellbody import interpolate
-from .errors import UsageError
+from ..errors import UsageError
+from .cell_body import interpolate
 
 __all__ = ["ModelCall", "build_model_call", "coerce_value", "model_usage"]
 

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._retry import TRANSIENT_STATUS
-from .errors import (
+from ..client.retry import TRANSIENT_STATUS
+from ..errors import (
     FalError,
     FalTimeoutError,
     JobCancelledError,
@@ -28,12 +28,12 @@ from .errors import (
     ResultExpiredError,
     TransportError,
 )
-from .store import JobState, utcnow
+from ..store.db import JobState, utcnow
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from ._models import RequestHandle, Status
-    from .runtime import JobManager
+    from ..client.wire import RequestHandle, Status
+    from .job import Job
+    from .manager import JobManager
 
 __all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer"]
 
@@ -110,7 +110,7 @@ def media_items(result: dict) -> list[dict]:
 
 def output_name(job_id: str, index: int, item: dict) -> str:
     """``<job id>-<n>-<safe name>``: fal's ``file_name`` or the URL's last segment, extension from the type."""
-    from .media import data_uri_type, safe_filename
+    from ..media import data_uri_type, safe_filename
 
     url = item["url"]
     name = item.get("file_name") if isinstance(item.get("file_name"), str) else ""
@@ -136,15 +136,15 @@ def inside(folder: Path, name: str) -> Path:
 
 # -- steps ---------------------------------------------------------------------------------------------------
 def handle_of(job: Job) -> RequestHandle:
-    from ._models import RequestHandle
+    from ..client.wire import RequestHandle
 
     rec = job._record
     return RequestHandle(rec.request_id, rec.endpoint, rec.status_url, rec.response_url, rec.cancel_url)
 
 
 async def _upload_all(mgr: JobManager, arguments: dict, uploads: list[tuple[str, Any]]) -> dict:
-    from .catalog.validate import replace_at
-    from .storage import async_upload
+    from ..catalog.validate import replace_at
+    from ..client.uploads import async_upload
 
     for json_path, source in uploads:
         source = Path(source) if isinstance(source, (str, os.PathLike)) else source
@@ -161,7 +161,7 @@ def _arguments_to_send(mgr: JobManager, job: Job) -> tuple[dict, list[tuple[str,
         return arguments, job._uploads
     if not rec.options.get("validate", True):
         return arguments, []
-    from .catalog.validate import validate
+    from ..catalog.validate import validate
 
     checked = validate(rec.endpoint, arguments, probe_videos=False, cache_dir=mgr.settings.schema_cache)
     return checked.arguments, checked.uploads

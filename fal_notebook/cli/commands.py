@@ -1,0 +1,68 @@
+"""The ``fal-notebook`` commands that need no job store: check-key, models, info, to-data-uri, emulator."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..errors import UsageError
+from .output import emit, say
+
+__all__ = ["cmd_check_key", "cmd_models", "cmd_info", "cmd_data_uri", "cmd_emulator"]
+
+
+def cmd_check_key(command: Any) -> int:
+    from ..config import load_settings
+
+    settings = load_settings()
+    if settings.key is None:
+        say("no API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or FAL_KEY_ID and "
+             "FAL_KEY_SECRET, or a FAL_KEY line in TOOLS.md")
+        return 1
+    emit({"key": settings.key.masked, "source": settings.key.source, "well_formed": settings.key.well_formed,
+          "endpoint": settings.endpoints.queue, "emulated": settings.endpoints.emulated})
+    if not settings.key.well_formed:
+        say("the key holds a space, line break, control or non-ASCII character and cannot be sent; copy it "
+            "again as key_id:key_secret")
+        return 1
+    return 0
+
+
+def cmd_models(command: Any) -> int:
+    from .. import catalog
+
+    specs = [s for s in catalog.models() if command.matches(s)]
+    emit({"models": [_model_summary(s) for s in specs], "count": len(specs)})
+    return 0
+
+
+def _model_summary(spec: Any) -> dict[str, Any]:
+    return {"id": spec.id, "title": spec.title, "category": spec.category, "aliases": list(spec.aliases),
+            "required": list(spec.required), "file_fields": sorted(spec.media_fields), "output": spec.output}
+
+
+def cmd_info(command: Any) -> int:
+    from .. import catalog
+
+    emit(catalog.get(command.model).describe())
+    return 0
+
+
+def cmd_data_uri(command: Any) -> int:
+    from .. import media
+
+    if command.command == "video-to-uri":
+        uri = media.video_to_data_uri(command.path)
+    else:
+        uri = media.to_data_uri(command.path)
+    sys.stdout.write(uri + "\n")
+    return 0
+
+
+def cmd_emulator(command: Any) -> int:
+    from ..emulator import SCENARIOS
+    from ..emulator.__main__ import main as emulator_main
+
+    if command.scenario not in SCENARIOS:
+        raise UsageError(f"unknown scenario {command.scenario!r}; choose from {', '.join(sorted(SCENARIOS))}")
+    return emulator_main(["--host", command.host, "--port", str(command.port), "--scenario", command.scenario])

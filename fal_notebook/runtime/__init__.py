@@ -1,0 +1,10 @@
+"""The job runtime: the manager (the only one that decides a job's state), the steps that follow a job, cancel.
+
+``Job`` and ``JobGroup`` live here because the manager makes them; users reach them through ``fal_notebook.jobs``.
+"""
+
+from .job import Job, JobGroup, as_completed, error_from_dict, error_to_dict, wait_all
+from .manager import JobManager, default_origin
+
+__all__ = ["JobManager", "Job", "JobGroup", "as_completed", "wait_all", "error_to_dict", "error_from_dict",
+           "default_origin"]
