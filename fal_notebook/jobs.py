@@ -49,8 +49,7 @@ def manager() -> JobManager:
     settings = load_settings()
     with _lock:
         current = _default
-        stale = current is not None and (current.settings != settings or current._closed
-                                         or (current._started and not current.portal.running))
+        stale = current is not None and not current.serves(settings)
         if current is None or stale:
             if current is not None:
                 log.debug("the environment changed; closing %r", current)
@@ -126,7 +125,7 @@ async def run_async(model: str, arguments: Mapping[str, Any] | None = None, /, *
     """
     job = await asyncio.to_thread(submit, model, arguments, **options)
     try:
-        return await asyncio.wait_for(job._wait_async(), timeout)
+        return await asyncio.wait_for(job, timeout)
     except TimeoutError:
         from .errors import FalTimeoutError
 

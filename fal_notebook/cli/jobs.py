@@ -76,10 +76,11 @@ def job_record(job: Any, **extra: Any) -> dict[str, Any]:
 
 
 def _error_json(error: BaseException | None) -> dict[str, Any] | None:
-    """The error as the store keeps it (:func:`~fal_notebook._job.error_to_dict`), its class as ``type``."""
+    """The error as the store keeps it (:func:`~fal_notebook.runtime.outcome.error_to_dict`), its class as
+    ``type``."""
     if error is None:
         return None
-    from ..runtime.job import error_to_dict
+    from ..runtime.outcome import error_to_dict
 
     fields = error_to_dict(error)
     return {"type": fields.pop("class"), **fields}
@@ -180,6 +181,13 @@ def _handle(model: str, request_id: str) -> Any:
     return RequestHandle.fallback(resolve(model), request_id, manager().settings.endpoints.queue)
 
 
+def _handle_of(job: Any) -> Any:
+    """fal's handle for a stored, submitted job (its own URLs)."""
+    from ..client.wire import RequestHandle
+
+    return RequestHandle(job.request_id, job.model, **job.urls)
+
+
 def _unstored(handle: Any, **extra: Any) -> dict[str, Any]:
     """A request the store does not know (made elsewhere), as printed: its ids and URLs, and fal's answer."""
     return {"id": None, "request_id": handle.request_id, "model": handle.endpoint_id,
@@ -199,9 +207,7 @@ def cmd_status(command: Any) -> int:
         return 0
     fal = None
     if not job.done and job.request_id is not None:
-        from ..runtime.steps import handle_of
-
-        fal = _status_json(_ask_fal(manager().client.status(handle_of(job))))
+        fal = _status_json(_ask_fal(manager().client.status(_handle_of(job))))
     emit(job_record(job, fal=fal))
     return 0
 
@@ -250,9 +256,7 @@ def cmd_list(command: Any) -> int:
 
 
 async def _read_all(mgr: Any, jobs: Sequence[Any]) -> list[Any]:
-    from ..runtime.steps import handle_of
-
-    return await asyncio.gather(*(mgr.client.status(handle_of(j)) for j in jobs), return_exceptions=True)
+    return await asyncio.gather(*(mgr.client.status(_handle_of(j)) for j in jobs), return_exceptions=True)
 
 
 def _poll_once(jobs: list[Any], timeout: float) -> tuple[list[Any], dict[str, Any]]:

@@ -3,8 +3,9 @@
 ``Job`` and ``JobGroup`` live here because the manager makes them; users reach them through ``fal_notebook.jobs``.
 """
 
-from .job import Job, JobGroup, as_completed, error_from_dict, error_to_dict, wait_all
+from .job import Job, JobGroup, as_completed, wait_all
 from .manager import JobManager, default_origin
+from .outcome import error_from_dict, error_to_dict
 
 __all__ = ["JobManager", "Job", "JobGroup", "as_completed", "wait_all", "error_to_dict", "error_from_dict",
            "default_origin"]

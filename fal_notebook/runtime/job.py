@@ -1,4 +1,5 @@
-"""``Job`` and ``JobGroup``: what users hold. They read the runtime's in-memory record; the store is the copy.
+"""``Job`` and ``JobGroup``: what users hold. A job reads its tracker's record (the manager keeps it current;
+the store is the copy) and asks its manager, through the small :class:`~.tracker.Host` protocol, for the rest.
 
 A job knows nothing about IPython: the presentation layer registers its own display for ``Job``. Callbacks
 given to :meth:`Job.on_change` run on the runtime thread and carry no data (re-read the job); an exception in
@@ -10,21 +11,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
 from ..errors import FalError, FalTimeoutError, JobCancelledError
 from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ..store.db import JobRecord, JobState, utcnow
+from ..store.records import JobRecord, JobState, utcnow
+from .outcome import error_from_dict, error_to_dict
+from .tracker import Host, Tracker
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from .manager import JobManager
 
 __all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until", "completed_batches", "waiters",
            "wait_all", "as_completed"]
@@ -33,35 +32,6 @@ log = logging.getLogger("fal_notebook")
 _SLICE = 0.1  # blocking waits wake this often, so Ctrl-C / a kernel interrupt lands promptly
 _REFRESH_EVERY = 0.25
 CANCEL_TIMEOUT = 10.0  # how long a cancel may wait for fal's answer (and for a submit in flight)
-
-
-def error_to_dict(error: BaseException) -> dict[str, Any]:
-    """What the store keeps of an error: class, message and fal's fields. Never the key (errors carry none)."""
-    return {
-        "class": type(error).__name__,
-        "message": str(error),
-        "error_type": getattr(error, "error_type", None),
-        "detail": getattr(error, "detail", None),
-        "status_code": getattr(error, "status_code", None),
-        "request_id": getattr(error, "request_id", None),
-    }
-
-
-def error_from_dict(data: dict[str, Any]) -> FalError:
-    """The typed error back from its stored form (unknown classes become ``FalError``)."""
-    cls = getattr(errors, str(data.get("class")), FalError)
-    if not (isinstance(cls, type) and issubclass(cls, FalError)):
-        cls = FalError
-    message = data.get("message") or cls.__name__
-    if issubclass(cls, errors.RequestError):
-        return cls(message, status_code=data.get("status_code"), detail=data.get("detail"),
-                   error_type=data.get("error_type"), request_id=data.get("request_id"))
-    if cls in (JobCancelledError, FalTimeoutError):
-        return cls(message, request_id=data.get("request_id"))
-    try:
-        return cls(message)
-    except TypeError:  # a class with a richer constructor (ValidationError): keep the text
-        return FalError(message)
 
 
 def completed_batches(futures: Iterable[concurrent.futures.Future], timeout: float | None,
@@ -116,35 +86,31 @@ class Job:
     typed error (``JobFailedError``, ``ResultExpiredError``, ``JobCancelledError``) when it did not complete.
     """
 
-    def __init__(self, manager: JobManager, record: JobRecord) -> None:
-        self._manager = manager
-        self._record = record
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._waiters: list[concurrent.futures.Future] = []
-        self._callbacks: list[Callable[[], Any]] = []
-        self._uploads: list[tuple[str, Any]] | None = None  # fresh submits: what to upload before the POST
-        self._phase = "pending"
+    def __init__(self, host: Host, tracker: Tracker, warnings: list[str] | None = None) -> None:
+        self._host = host
+        self._tracker = tracker
         self._images: tuple[tuple[str, ...], list] | None = None
-        self._refreshed = time.monotonic()
         self._error: tuple[int, FalError] | None = None
-        self.accepted = asyncio.Event()  # set on the runtime loop once the POST got an answer
-        self.warnings: list[str] = []
-        if record.state.terminal:
-            self._done.set()
+        self.warnings: list[str] = list(warnings or [])
 
     # -- reading -----------------------------------------------------------------------------------------
     @property
+    def _record(self) -> JobRecord:
+        return self._tracker.record
+
+    @property
     def _live(self) -> bool:
-        """Followed by this process's runtime (else read from the store): the manager's table says so."""
-        return self._manager._live.get(self._record.id) is self
+        """Followed by this process's runtime (else read from the store)."""
+        return self._host.follows(self._tracker.id)
 
     @property
     def _rec(self) -> JobRecord:
         """The record; one followed elsewhere is re-read from the store (at most every 0.25 s)."""
-        if not self._live and not self._done.is_set() and time.monotonic() - self._refreshed > _REFRESH_EVERY:
-            self._manager.refresh(self)
-        return self._record
+        tracker = self._tracker
+        if (not tracker.settled and time.monotonic() - tracker.refreshed > _REFRESH_EVERY
+                and not self._host.follows(tracker.id)):
+            self._host.refresh(tracker.id)
+        return tracker.record
 
     id = property(lambda self: self._record.id, doc="Local id (12 hex digits; a unique prefix resolves).")
     request_id = property(lambda self: self._rec.request_id, doc="fal's request id; None until accepted.")
@@ -214,22 +180,17 @@ class Job:
 
     # -- waiting -----------------------------------------------------------------------------------------
     def _waiter(self) -> concurrent.futures.Future:
-        """A fresh future completed when the job ends (one per waiter: cancelling it touches nobody else)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        with self._lock:
-            if self._done.is_set():
-                future.set_result(self)
-            else:
-                self._waiters.append(future)
+        """A fresh future completed when the job ends (one per waiter: cancelling it touches nobody else);
+        asking for it makes sure someone follows the job."""
+        future = self._tracker.waiter()
         if not future.done():
-            self._manager.watch(self)
+            self._host.watch(self._tracker.id)
         return future
 
     def wait(self, timeout: float | None = None) -> Job:
         """Block until the job ends; ``FalTimeoutError`` after ``timeout`` s. Never raises the job's error."""
         if not self.done:
-            portal = self._manager._portal
-            if portal is not None and portal.in_loop_thread:
+            if self._host.on_runtime_thread():
                 raise FalError("Job.wait() on the runtime thread would stall every job; use on_change() instead")
             block_until([self._waiter()], timeout, f"job {self.id}")
         return self
@@ -262,39 +223,19 @@ class Job:
     def cancel(self, timeout: float | None = CANCEL_TIMEOUT) -> str:
         """Ask fal to cancel. Returns fal's answer (``CANCELLATION_REQUESTED`` / ``ALREADY_COMPLETED``) or
         the final state when the job had already ended."""
-        return self._manager.cancel(self, timeout=timeout)
+        return self._host.cancel_job(self.id, timeout)
 
     # -- change notification (runtime thread) -------------------------------------------------------------
     def on_change(self, callback: Callable[[], Any]) -> Callable[[], None]:
         """Call ``callback()`` after every change; returns a function that unsubscribes it."""
-        with self._lock:
-            self._callbacks.append(callback)
+        return self._tracker.subscribe(callback)
 
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return unsubscribe
+    @property
+    def _callbacks(self) -> list[Callable[[], Any]]:
+        return self._tracker.callbacks
 
     def _notify(self) -> None:
-        with self._lock:
-            callbacks = list(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("a change callback of job %s failed", self.id)
-
-    def _settle(self) -> None:
-        """The job ended: wake every waiter, then tell the subscribers."""
-        with self._lock:
-            self._done.set()
-            waiters, self._waiters = self._waiters, []
-        for future in waiters:
-            if not future.done():
-                future.set_result(self)
-        self._notify()
+        self._tracker.notify()
 
     # -- display -----------------------------------------------------------------------------------------
     def _summary(self) -> str:

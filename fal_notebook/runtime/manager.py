@@ -25,8 +25,11 @@ from ..errors import FalError, UnknownModelError
 from ..store.db import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
 from ..store.legacy import import_legacy
 from . import cancel as _cancel
-from . import steps as _follow
-from .job import CANCEL_TIMEOUT, Job, error_to_dict
+from . import steps as _steps
+from .job import CANCEL_TIMEOUT, Job
+from .ledger import JobRun, Phase, handle_of
+from .outcome import LostJob, error_to_dict
+from .tracker import Tracker
 
 if TYPE_CHECKING:
     from .._portal import Portal
@@ -47,6 +50,11 @@ def default_origin(env: Mapping[str, str] | None = None) -> str:
 
 class JobManager:
     """Submits, follows, resumes and cancels jobs for one process (tests make isolated ones).
+
+    It is the only one that decides a job's final state: the steps report through it (it is their
+    :class:`~.ledger.Ledger`) and return an outcome; a ``Job`` asks it for the rest (it is the job's
+    :class:`~.tracker.Host`). Per job it keeps a :class:`~.tracker.Tracker` (record, waiters, callbacks) and,
+    while following it here, a :class:`~.ledger.JobRun`.
 
         manager = JobManager(settings, store=JobStore(tmp / "jobs.sqlite3"), origin="cli")
         job = manager.submit("fal-ai/nano-banana-pro", {"prompt": "a fox"})
@@ -74,7 +82,8 @@ class JobManager:
         self.download_slots = asyncio.Semaphore(max_downloads)
         self.sse_slots = asyncio.Semaphore(max_streams)
         self._lock = threading.RLock()
-        self._live: dict[str, Job] = {}  # jobs this process follows
+        self._runs: dict[str, JobRun] = {}  # jobs this process follows
+        self._trackers: weakref.WeakValueDictionary[str, Tracker] = weakref.WeakValueDictionary()
         self._known: weakref.WeakValueDictionary[str, Job] = weakref.WeakValueDictionary()
         self._tasks: dict[str, asyncio.Task] = {}  # runtime thread only
         self._watched: set[str] = set()
@@ -83,7 +92,7 @@ class JobManager:
         self._renewer: Any = None
 
     def __repr__(self) -> str:
-        return f"<JobManager origin={self.origin!r} store={self.store.path} live={len(self._live)}>"
+        return f"<JobManager origin={self.origin!r} store={self.store.path} live={len(self._runs)}>"
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     @property
@@ -101,6 +110,14 @@ class JobManager:
 
             self._client = AsyncQueueClient(self.settings)
         return self._client
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def serves(self, settings: Settings) -> bool:
+        """True while this manager can go on serving ``settings`` (same environment, open, loop alive)."""
+        return self.settings == settings and not self._closed and (not self._started or self.portal.running)
 
     def start(self) -> JobManager:
         """Start following (lazily called by every entry point); imports legacy jobs and resumes this origin's."""
@@ -139,7 +156,7 @@ class JobManager:
     async def _shutdown(self, grace: float) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
-        posting = [t for i, t in self._tasks.items() if self._live.get(i) and self._live[i]._phase == "posting"]
+        posting = [t for i, t in self._tasks.items() if i in self._runs and self._runs[i].phase is Phase.POSTING]
         if posting:
             await asyncio.wait(posting, timeout=grace)
         tasks = list(self._tasks.values())
@@ -166,9 +183,9 @@ class JobManager:
                            tags=list(tags), options={k: v for k, v in options.items() if v is not None},
                            owner=self.owner, lease_until=time.time() + self.LEASE)
         self.store.insert(record)
-        job = Job(self, record)
-        job._uploads, job.warnings = uploads, warnings
-        self._follow(job)
+        run = JobRun(Tracker(record), uploads=uploads)
+        job = self._job_for(run.tracker, warnings)
+        self._follow(run)
         return job
 
     def _check(self, model: str, arguments: dict, validate: bool) -> tuple[str, dict, list, list[str]]:
@@ -196,33 +213,37 @@ class JobManager:
         handle = RequestHandle.fallback(endpoint, request_id, self.settings.endpoints.queue)
         return handle.status_url, handle.response_url, handle.cancel_url
 
-    def _follow(self, job: Job) -> None:
-        """Register a claimed job as live and start its drive task on the loop."""
-        rec = job._record
+    def _follow(self, run: JobRun) -> None:
+        """Register a claimed job as followed here and start its drive task on the loop."""
+        rec = run.record
         if rec.request_id and not rec.status_url:
             rec.status_url, rec.response_url, rec.cancel_url = self._fallback_urls(rec.endpoint, rec.request_id)
         with self._lock:
-            self._live[rec.id] = job
-            self._known[rec.id] = job
-        self.portal.submit(self._run(job))
+            self._runs[rec.id] = run
+            self._trackers[rec.id] = run.tracker
+        self.portal.submit(self._drive(run))
 
-    async def _run(self, job: Job) -> None:
-        if job._record.state.terminal:  # cancelled before its task ever ran
+    async def _drive(self, run: JobRun) -> None:
+        if run.record.state.terminal:  # cancelled before its task ever ran
             return
-        self._tasks[job.id] = asyncio.current_task()
+        self._tasks[run.id] = asyncio.current_task()
         try:
-            await _follow.drive(self, job)
+            outcome = await _steps.drive(self, run)
         finally:
-            self._tasks.pop(job.id, None)
+            self._tasks.pop(run.id, None)
+        if outcome.lost:
+            self._lose(run.tracker)
+        else:
+            self.finish(run, outcome.state, outcome.error)
 
     def resume(self, all: bool = False) -> list[Job]:  # noqa: A002 - the public name is `all`
         """Claim and follow unfinished jobs of this origin (every origin with ``all=True``)."""
         self.start()
         resumed = []
         for row in self.store.unfinished(None if all else self.origin):
-            if row.id in self._live:
+            if row.id in self._runs:
                 if row.id in self._resumed:  # taken over when this manager started
-                    resumed.append(self._live[row.id])
+                    resumed.append(self._job_for(self._runs[row.id].tracker))
                 continue
             claimed = self.store.claim(row.id, self.owner, self.LEASE)
             if claimed is None:
@@ -230,11 +251,11 @@ class JobManager:
             if claimed.request_id is None:
                 log.warning("job %s never got a request id (its process stopped while submitting); "
                             "submitting it again", claimed.id)
-            job = self._job_for(claimed)
-            job._record = claimed
-            self._resumed.add(job.id)
-            self._follow(job)
-            resumed.append(job)
+            tracker = self._tracker_for(claimed)
+            tracker.replace(claimed)
+            self._resumed.add(claimed.id)
+            self._follow(JobRun(tracker))
+            resumed.append(self._job_for(tracker))
         if resumed:
             log.info("resumed %d unfinished job(s)", len(resumed))
         return resumed
@@ -242,105 +263,143 @@ class JobManager:
     async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self.RENEW_EVERY)
-            ids = list(self._live)
+            ids = list(self._runs)
             held = self.store.renew(self.owner, ids, self.LEASE)
             for job_id in set(ids) - held:
-                job = self._live.get(job_id)
-                task = self._tasks.get(job_id)
-                if job is not None and not job._record.state.terminal:
+                run = self._runs.get(job_id)
+                if run is not None and not run.record.state.terminal:
                     log.warning("job %s was taken over by another process; no longer following it", job_id)
-                    if task is not None:
-                        task.cancel()
-                    self.lost(job)
+                    self._stop_task(job_id)
+                    self._lose(run.tracker)
 
-    # -- called on the runtime thread by the steps --------------------------------------------------------
-    def persist(self, job: Job, *names: str) -> None:
+    def _stop_task(self, job_id: str) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    # -- the ledger: what the steps use and report to (runtime thread) --------------------------------------
+    @property
+    def schema_cache(self) -> Path | None:
+        return self.settings.schema_cache
+
+    def restore_inputs(self, arguments: dict) -> dict:
+        return self.store.restore_inputs(arguments)
+
+    def persist(self, run: JobRun, *names: str) -> None:
         """Write these fields while this process still owns the job, then notify; ``LostJob`` otherwise."""
-        if not self.store.save(job._record, names, owner=self.owner):
-            raise _follow.LostJob(job.id)
-        job._notify()
+        if not self.store.save(run.record, names, owner=self.owner):
+            raise LostJob(run.id)
+        run.tracker.notify()
 
-    def finish(self, job: Job, state: JobState, error: BaseException | None = None) -> None:
+    def begin_result_fetch(self, run: JobRun) -> bool:
+        return self.store.begin_result_fetch(run.id, self.owner)
+
+    # -- final states: decided here only ------------------------------------------------------------------
+    def finish(self, run: JobRun, state: JobState, error: BaseException | None = None) -> None:
         """Record the final state, drop the lease and wake every waiter."""
-        rec = job._record
+        rec = run.record
         if rec.state.terminal:
             return
         rec.state, rec.finished_at, rec.queue_position = state, utcnow(), None
         rec.error = error_to_dict(error) if error is not None else None
-        job.accepted.set()  # a cancel waiting for the POST's answer must not wait for ever
+        run.accepted.set()  # a cancel waiting for the POST's answer must not wait for ever
         if not self.store.save(rec, _FINAL_FIELDS, owner=self.owner, release=True):
-            self.lost(job)  # ended or taken over elsewhere: the store's version wins
+            self._lose(run.tracker)  # ended or taken over elsewhere: the store's version wins
             return
         with self._lock:
-            self._live.pop(rec.id, None)
+            self._runs.pop(rec.id, None)
         log.debug("job %s %s", rec.id, state.value)
-        job._settle()
+        run.tracker.settle()
 
-    def lost(self, job: Job) -> None:
-        """Stop following ``job`` here; re-read it, and keep watching it if someone waits."""
+    def _lose(self, tracker: Tracker) -> None:
+        """Stop following the job here; re-read it, and keep watching it if someone waits."""
         with self._lock:
-            self._live.pop(job.id, None)
-        self.refresh(job)
-        if job._waiters:
-            self.watch(job)
+            self._runs.pop(tracker.id, None)
+        self._refresh(tracker)
+        if tracker.awaited:
+            self._watch_tracker(tracker)
 
-    # -- jobs followed elsewhere ---------------------------------------------------------------------------
-    def refresh(self, job: Job) -> None:
+    # -- the host: what a Job asks of its manager -----------------------------------------------------------
+    def follows(self, job_id: str) -> bool:
+        return job_id in self._runs
+
+    def on_runtime_thread(self) -> bool:
+        return self._portal is not None and self._portal.in_loop_thread
+
+    def refresh(self, job_id: str) -> None:
         """Re-read a job this process does not follow; settle it when the store says it ended."""
-        job._refreshed = time.monotonic()
-        row = self.store.get(job.id)
-        if row is None or job._live:
-            return
-        changed = row.updated_at != job._record.updated_at
-        job._record = row
-        if row.state.terminal and not job._done.is_set():
-            job._settle()
-        elif changed:
-            job._notify()
+        tracker = self._trackers.get(job_id)
+        if tracker is not None:
+            self._refresh(tracker)
 
-    def watch(self, job: Job) -> None:
+    def _refresh(self, tracker: Tracker) -> None:
+        tracker.refreshed = time.monotonic()
+        row = self.store.get(tracker.id)
+        if row is None or tracker.id in self._runs:
+            return
+        changed = row.updated_at != tracker.record.updated_at
+        tracker.replace(row)
+        if row.state.terminal and not tracker.settled:
+            tracker.settle()
+        elif changed:
+            tracker.notify()
+
+    def watch(self, job_id: str) -> None:
         """Someone waits for a job followed by another process (or nobody): re-read it, take it over when
         its owner is gone."""
-        with self._lock:
-            if job._live or job.id in self._watched or job._done.is_set():
-                return
-            self._watched.add(job.id)
-        self.start()
-        self.portal.submit(self._watch(job))
+        tracker = self._trackers.get(job_id)
+        if tracker is not None:
+            self._watch_tracker(tracker)
 
-    async def _watch(self, job: Job) -> None:
+    def _watch_tracker(self, tracker: Tracker) -> None:
+        with self._lock:
+            if tracker.id in self._runs or tracker.id in self._watched or tracker.settled:
+                return
+            self._watched.add(tracker.id)
+        self.start()
+        self.portal.submit(self._watch(tracker))
+
+    async def _watch(self, tracker: Tracker) -> None:
         try:
-            while not job._done.is_set() and not self._closed:
-                self.refresh(job)
-                if job._done.is_set():
+            while not tracker.settled and not self._closed:
+                self._refresh(tracker)
+                if tracker.settled:
                     return
-                claimed = self.store.claim(job.id, self.owner, self.LEASE)
+                claimed = self.store.claim(tracker.id, self.owner, self.LEASE)
                 if claimed is not None:
-                    job._record = claimed
-                    self._follow(job)
+                    tracker.replace(claimed)
+                    self._follow(JobRun(tracker))
                     return
                 await asyncio.sleep(self.WATCH_EVERY)
         finally:
             with self._lock:
-                self._watched.discard(job.id)
+                self._watched.discard(tracker.id)
 
-    def _job_for(self, record: JobRecord) -> Job:
+    # -- jobs by id ------------------------------------------------------------------------------------------
+    def _tracker_for(self, record: JobRecord) -> Tracker:
+        """The one tracker for this id in this process (made from ``record`` if none is alive)."""
+        with self._lock:
+            tracker = self._trackers.get(record.id)
+            if tracker is None:
+                tracker = self._trackers[record.id] = Tracker(record)
+            return tracker
+
+    def _job_for(self, tracker: Tracker, warnings: list[str] | None = None) -> Job:
         """The one ``Job`` object for this id in this process."""
         with self._lock:
-            job = self._known.get(record.id)
+            job = self._known.get(tracker.id)
             if job is None:
-                job = Job(self, record)
-                self._known[record.id] = job
+                job = self._known[tracker.id] = Job(self, tracker, warnings)
             return job
 
     def get(self, ref: str) -> Job:
         """A job by local id, request id or unique prefix (``NotFoundError`` otherwise)."""
         self.start()
         record = self.store.find(ref)
-        job = self._job_for(record)
-        if not job._live:
-            self.refresh(job)
-        return job
+        tracker = self._tracker_for(record)
+        if not self.follows(tracker.id):
+            self._refresh(tracker)
+        return self._job_for(tracker)
 
     def jobs(self, *, model: str | None = None, state: JobState | str | Iterable | None = None,
              origin: str | None = None, all: bool = False, limit: int | None = None) -> list[Job]:  # noqa: A002
@@ -356,14 +415,13 @@ class JobManager:
         states = None if state is None else ([state] if isinstance(state, (str, JobState)) else list(state))
         rows = self.store.list(origin=None if all else (origin or self.origin), endpoint=model,
                                states=states, limit=limit)
-        return [self._live.get(row.id) or self._adopt_row(row) for row in rows]
+        return [self._job_for(self._adopt_row(row)) for row in rows]
 
-    def _adopt_row(self, row: JobRecord) -> Job:
-        job = self._job_for(row)
-        if not job._live:
-            job._record = row
-            job._refreshed = time.monotonic()
-        return job
+    def _adopt_row(self, row: JobRecord) -> Tracker:
+        tracker = self._tracker_for(row)
+        if not self.follows(row.id):
+            tracker.replace(row)
+        return tracker
 
     def unfinished(self) -> list[Job]:
         """Unfinished jobs of this origin (followed here or elsewhere)."""
@@ -372,11 +430,60 @@ class JobManager:
     # -- cancelling --------------------------------------------------------------------------------------
     def cancel(self, job: Job, timeout: float | None = CANCEL_TIMEOUT) -> str:
         """Ask fal to cancel ``job``; see :meth:`Job.cancel`."""
-        if job.done:
-            return job.state.value
+        return self.cancel_job(job.id, timeout)
+
+    def cancel_job(self, job_id: str, timeout: float | None = CANCEL_TIMEOUT) -> str:
+        """Cancel by local id (the job's own ``cancel()`` comes here)."""
+        tracker = self._trackers.get(job_id)
+        if tracker is None:
+            tracker = self._tracker_for(self.store.find(job_id))
+        run = self._runs.get(job_id)
+        if run is None:
+            self._refresh(tracker)
+        if tracker.record.state.terminal:
+            return tracker.record.state.value
         self.start()
-        coro = _cancel.cancel_live(self, job) if job._live else _cancel.cancel_elsewhere(self, job)
+        coro = self._cancel_live(run) if run is not None else self._cancel_elsewhere(tracker)
         if self.portal.in_loop_thread:  # from a change callback: cannot block here
             asyncio.ensure_future(coro)
             return "CANCELLATION_REQUESTED"
         return self.portal.call(coro, timeout=timeout)
+
+    def _cancel_unsent(self, run: JobRun) -> str:
+        self._stop_task(run.id)
+        self.finish(run, JobState.CANCELLED, _cancel.cancelled_error(run.record))
+        return "CANCELLED"
+
+    async def _cancel_live(self, run: JobRun) -> str:
+        """A job this process follows: a POST in flight is awaited first, then cancelled at fal."""
+        if _cancel.unsent(run):
+            return self._cancel_unsent(run)
+        answer = await _cancel.ask_fal(self, run)
+        if answer is None:
+            return run.record.state.value
+        if answer in _cancel.CONFIRMED and not run.record.state.terminal:
+            self._stop_task(run.id)
+            self.finish(run, JobState.CANCELLED, _cancel.cancelled_error(run.record))
+        return answer
+
+    async def _cancel_elsewhere(self, tracker: Tracker) -> str:
+        """A job this process does not follow: the PUT, then the row (unless it ended meanwhile)."""
+        self._refresh(tracker)
+        rec = tracker.record
+        if rec.state.terminal:
+            return rec.state.value
+        if rec.request_id is None:  # never sent: only its holder may decide; take it if nobody holds it
+            claimed = self.store.claim(rec.id, self.owner, self.LEASE)
+            if claimed is None:
+                raise FalError(f"job {rec.id} is being submitted by another process; cancel it again shortly")
+            tracker.replace(claimed)
+            run = JobRun(tracker)
+            with self._lock:
+                self._runs[rec.id] = run
+            return self._cancel_unsent(run)
+        answer = await self.client.cancel(handle_of(rec))
+        if answer in _cancel.CONFIRMED:
+            self.store.update(rec.id, unfinished=True, state=JobState.CANCELLED, error=error_to_dict(
+                _cancel.cancelled_error(rec)), finished_at=utcnow(), queue_position=None)
+            self._refresh(tracker)
+        return answer

@@ -4,6 +4,9 @@ Each step persists before and after it talks to fal, so a process killed at any 
 process can finish: no request id → submit again; request id, no result → follow; result → download.
 Writes are conditional on still owning the job; when another process took it over (or cancelled it), the
 step raises :class:`LostJob` and this process lets go.
+
+Steps see only the :class:`~.ledger.Ledger` and the :class:`~.ledger.JobRun`; :func:`drive` returns an
+:class:`~.outcome.Outcome` and the manager alone records the final state.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from ..errors import (
     ResultExpiredError,
     TransportError,
 )
-from ..store.db import JobState, utcnow
+from ..store.records import JobState, utcnow
+from .ledger import JobRun, Ledger, Phase, handle_of
+from .outcome import COMPLETED, LostJob, Outcome, outcome_of
 
 if TYPE_CHECKING:
     from ..client.wire import RequestHandle, Status
-    from .job import Job
-    from .manager import JobManager
 
 __all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer"]
 
@@ -52,10 +55,6 @@ def transient(exc: FalError) -> bool:
 def transient_delay(failures: int) -> float:
     """Seconds before trying again after ``failures`` transient failures in a row."""
     return min(30.0, 2.0 ** failures)
-
-
-class LostJob(Exception):
-    """Another process holds the job now, or it was finished elsewhere: stop following, change nothing."""
 
 
 class PollPacer:
@@ -135,65 +134,58 @@ def inside(folder: Path, name: str) -> Path:
 
 
 # -- steps ---------------------------------------------------------------------------------------------------
-def handle_of(job: Job) -> RequestHandle:
-    from ..client.wire import RequestHandle
-
-    rec = job._record
-    return RequestHandle(rec.request_id, rec.endpoint, rec.status_url, rec.response_url, rec.cancel_url)
-
-
-async def _upload_all(mgr: JobManager, arguments: dict, uploads: list[tuple[str, Any]]) -> dict:
+async def _upload_all(ledger: Ledger, arguments: dict, uploads: list[tuple[str, Any]]) -> dict:
     from ..catalog.validate import replace_at
     from ..client.uploads import async_upload
 
     for json_path, source in uploads:
         source = Path(source) if isinstance(source, (str, os.PathLike)) else source
-        url = await async_upload(mgr.client, source)
+        url = await async_upload(ledger.client, source)
         arguments = replace_at(arguments, json_path, url)
     return arguments
 
 
-def _arguments_to_send(mgr: JobManager, job: Job) -> tuple[dict, list[tuple[str, Any]]]:
+def _arguments_to_send(ledger: Ledger, run: JobRun) -> tuple[dict, list[tuple[str, Any]]]:
     """The stored input with data URIs rebuilt, and what still needs uploading (checked again on resume)."""
-    rec = job._record
-    arguments = mgr.store.restore_inputs(rec.arguments)
-    if job._uploads is not None:
-        return arguments, job._uploads
+    rec = run.record
+    arguments = ledger.restore_inputs(rec.arguments)
+    if run.uploads is not None:
+        return arguments, run.uploads
     if not rec.options.get("validate", True):
         return arguments, []
     from ..catalog.validate import validate
 
-    checked = validate(rec.endpoint, arguments, probe_videos=False, cache_dir=mgr.settings.schema_cache)
+    checked = validate(rec.endpoint, arguments, probe_videos=False, cache_dir=ledger.schema_cache)
     return checked.arguments, checked.uploads
 
 
-async def submit_step(mgr: JobManager, job: Job) -> None:
+async def submit_step(ledger: Ledger, run: JobRun) -> None:
     """Upload local inputs, store what will be sent, POST it, store the request id and URLs."""
-    rec = job._record
-    async with mgr.submit_slots:
-        job._phase = "uploading"
-        arguments, uploads = _arguments_to_send(mgr, job)
-        arguments = await _upload_all(mgr, arguments, uploads)
-        rec.arguments, job._uploads = arguments, []
+    rec = run.record
+    async with ledger.submit_slots:
+        run.phase = Phase.UPLOADING
+        arguments, uploads = _arguments_to_send(ledger, run)
+        arguments = await _upload_all(ledger, arguments, uploads)
+        rec.arguments, run.uploads = arguments, []
         rec.submit_attempts += 1
-        mgr.persist(job, "arguments", "submit_attempts")
-        job._phase = "posting"
+        ledger.persist(run, "arguments", "submit_attempts")
+        run.phase = Phase.POSTING
         options = {k: rec.options.get(k) for k in ("webhook_url", "priority", "start_timeout", "hint")}
         try:
-            handle, status = await mgr.client.submit(rec.endpoint, arguments, **options)
+            handle, status = await ledger.client.submit(rec.endpoint, arguments, **options)
         finally:
-            job._phase = "following"
-            job.accepted.set()
+            run.phase = Phase.FOLLOWING
+            run.accepted.set()
     rec.request_id, rec.status_url = handle.request_id, handle.status_url
     rec.response_url, rec.cancel_url = handle.response_url, handle.cancel_url
     rec.submitted_at, rec.state = utcnow(), JobState.IN_QUEUE
-    mgr.persist(job, "request_id", "status_url", "response_url", "cancel_url", "submitted_at", "state")
-    apply_status(mgr, job, status)
+    ledger.persist(run, "request_id", "status_url", "response_url", "cancel_url", "submitted_at", "state")
+    apply_status(ledger, run, status)
 
 
-def apply_status(mgr: JobManager, job: Job, status: Status) -> None:
-    """Copy a reading into the job; persist and notify only when something a user sees changed."""
-    rec = job._record
+def apply_status(ledger: Ledger, run: JobRun, status: Status) -> None:
+    """Copy a reading into the record; persist (and so notify) only when something a user sees changed."""
+    rec = run.record
     before = (rec.state, rec.queue_position, len(rec.logs), rec.inference_time)
     if status.state == "IN_PROGRESS" or (status.done and rec.state is not JobState.IN_PROGRESS):
         if rec.started_at is None:
@@ -206,22 +198,22 @@ def apply_status(mgr: JobManager, job: Job, status: Status) -> None:
         rec.add_logs(messages)
     rec.inference_time = status.inference_time or rec.inference_time
     if (rec.state, rec.queue_position, len(rec.logs), rec.inference_time) != before:
-        mgr.persist(job, "state", "queue_position", "logs", "inference_time", "started_at")
+        ledger.persist(run, "state", "queue_position", "logs", "inference_time", "started_at")
     if status.done and status.error_type == "request_cancelled":  # cancelled, maybe by another process whose
         # row update may not have landed yet: the result GET could only repeat this, so it is not sent
         raise JobCancelledError(f"request {rec.request_id} was cancelled", request_id=rec.request_id)
 
 
-async def _stream(mgr: JobManager, job: Job, handle: RequestHandle) -> bool:
+async def _stream(ledger: Ledger, run: JobRun, handle: RequestHandle) -> bool:
     """Follow by SSE while a stream slot is free; True once COMPLETED was seen (else the caller polls)."""
-    if mgr.sse_slots.locked():
+    if ledger.sse_slots.locked():
         return False
-    async with mgr.sse_slots:
+    async with ledger.sse_slots:
         try:
-            statuses = mgr.client.stream_status(handle, poll_fallback=False)
+            statuses = ledger.client.stream_status(handle, poll_fallback=False)
             async with contextlib.aclosing(statuses):
                 async for status in statuses:
-                    apply_status(mgr, job, status)
+                    apply_status(ledger, run, status)
                     if status.done:
                         return True
         except TransportError as exc:
@@ -229,11 +221,11 @@ async def _stream(mgr: JobManager, job: Job, handle: RequestHandle) -> bool:
     return False
 
 
-async def _poll(mgr: JobManager, job: Job, handle: RequestHandle) -> None:
+async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
     pacer, failures = PollPacer(), 0
     while True:
         try:
-            status = await mgr.client.status(handle)
+            status = await ledger.client.status(handle)
         except NotFoundError as exc:
             raise ResultExpiredError(
                 f"fal no longer knows request {handle.request_id} ({exc}); results are kept 1 h after "
@@ -248,77 +240,70 @@ async def _poll(mgr: JobManager, job: Job, handle: RequestHandle) -> None:
             await asyncio.sleep(delay)
             continue
         failures = 0
-        apply_status(mgr, job, status)
+        apply_status(ledger, run, status)
         if status.done:
             return
         await asyncio.sleep(pacer.next(status.state, status.queue_position))
 
 
-async def follow_step(mgr: JobManager, job: Job) -> None:
+async def follow_step(ledger: Ledger, run: JobRun) -> None:
     """Until fal says COMPLETED: the SSE stream first, adaptive polling when it is unavailable or ends."""
-    handle = handle_of(job)
-    if not await _stream(mgr, job, handle):
-        await _poll(mgr, job, handle)
+    handle = handle_of(run.record)
+    if not await _stream(ledger, run, handle):
+        await _poll(ledger, run, handle)
 
 
-async def result_step(mgr: JobManager, job: Job) -> None:
+async def result_step(ledger: Ledger, run: JobRun) -> None:
     """Fetch the result exactly once (recorded in the store first) and keep it."""
-    rec = job._record
-    if not mgr.store.begin_result_fetch(rec.id, mgr.owner):
+    rec = run.record
+    if not ledger.begin_result_fetch(run):
         raise LostJob(rec.id)
     rec.result_fetches += 1
     for attempt in range(1, RESULT_ATTEMPTS + 1):
         try:
-            rec.result = await mgr.client.result(handle_of(job))
+            rec.result = await ledger.client.result(handle_of(rec))
             break
         except FalError as exc:  # a GET: asking again cannot make a second job
             if attempt == RESULT_ATTEMPTS or not transient(exc):
                 raise
             log.warning("result of %s failed (%s); trying again", rec.request_id, exc)
             await asyncio.sleep(transient_delay(attempt))
-    mgr.persist(job, "result", "inference_time")
+    ledger.persist(run, "result", "inference_time")
 
 
-async def _download_one(mgr: JobManager, job: Job, index: int, item: dict) -> str | None:
-    dest = inside(mgr.outputs, output_name(job.id, index, item))
+async def _download_one(ledger: Ledger, run: JobRun, index: int, item: dict) -> str | None:
+    dest = inside(ledger.outputs, output_name(run.id, index, item))
     if dest.exists() and dest.stat().st_size > 0:  # downloaded before a restart (writes are atomic)
         return str(dest)
     try:
-        async with mgr.download_slots:
-            await mgr.client.download(item["url"], dest)
+        async with ledger.download_slots:
+            await ledger.client.download(item["url"], dest)
     except FalError as exc:
-        log.warning("job %s: could not download %s: %s", job.id, item["url"][:120], exc)
-        job._record.add_logs([f"download failed: {exc}"])
+        log.warning("job %s: could not download %s: %s", run.id, item["url"][:120], exc)
+        run.record.add_logs([f"download failed: {exc}"])
         return None
     return str(dest)
 
 
-async def download_step(mgr: JobManager, job: Job) -> None:
+async def download_step(ledger: Ledger, run: JobRun) -> None:
     """Save every media item of the result into the outputs folder, concurrently (bounded)."""
-    items = media_items(job._record.result or {})
-    paths = await asyncio.gather(*(_download_one(mgr, job, n, item) for n, item in enumerate(items)))
-    job._record.files = [p for p in paths if p]
-    mgr.persist(job, "files", "logs")
+    items = media_items(run.record.result or {})
+    paths = await asyncio.gather(*(_download_one(ledger, run, n, item) for n, item in enumerate(items)))
+    run.record.files = [p for p in paths if p]
+    ledger.persist(run, "files", "logs")
 
 
-async def drive(mgr: JobManager, job: Job) -> None:
-    """Take a claimed job from wherever its row stands to a terminal state."""
-    rec = job._record
+async def drive(ledger: Ledger, run: JobRun) -> Outcome:
+    """Take a claimed job from wherever its row stands to the point where only its final state is left to
+    record; returns that outcome (``LOST`` when another process has the job now)."""
+    rec = run.record
     try:
         if rec.request_id is None:
-            await submit_step(mgr, job)
+            await submit_step(ledger, run)
         if rec.result is None:
-            await follow_step(mgr, job)
-            await result_step(mgr, job)
-        await download_step(mgr, job)
-        mgr.finish(job, JobState.COMPLETED)
-    except LostJob:
-        mgr.lost(job)
-    except ResultExpiredError as exc:
-        mgr.finish(job, JobState.EXPIRED, exc)
-    except FalError as exc:
-        cancelled = isinstance(exc, JobCancelledError) or getattr(exc, "error_type", None) == "request_cancelled"
-        mgr.finish(job, JobState.CANCELLED if cancelled else JobState.FAILED, exc)
-    except Exception as exc:  # a bug must still end the job visibly, not leave it hanging
-        log.exception("job %s failed inside fal_notebook", rec.id)
-        mgr.finish(job, JobState.FAILED, FalError(f"internal error while following the job: {exc!r}"))
+            await follow_step(ledger, run)
+            await result_step(ledger, run)
+        await download_step(ledger, run)
+    except Exception as exc:  # every failure ends the job visibly (a bug too), never leaves it hanging
+        return outcome_of(exc, rec.id)
+    return COMPLETED

@@ -1,0 +1,83 @@
+"""The one narrow interface between the steps that follow a job and the manager that owns it.
+
+A step works on a :class:`JobRun` (the job's record and what only the runtime needs: uploads still to make,
+the phase, the POST's answer event) and reports through a :class:`Ledger`: ``persist`` writes fields while this
+process still owns the job (``LostJob`` otherwise) and tells the job's watchers. Steps never see ``Job`` or
+``JobManager`` and never decide a final state; they return, or raise, and the manager decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..client.queue import AsyncQueueClient
+    from ..client.wire import RequestHandle
+    from ..store.records import JobRecord
+    from .tracker import Tracker
+
+__all__ = ["Phase", "JobRun", "Ledger", "handle_of"]
+
+
+class Phase(enum.Enum):
+    """Where a followed job stands before fal knows it; decides what a cancel does."""
+
+    PENDING = "pending"  # not started: a cancel ends it here, nothing is sent
+    UPLOADING = "uploading"  # local inputs going to fal's storage: still nothing sent to the queue
+    POSTING = "posting"  # the POST is in flight: a cancel waits for its answer, then cancels at fal
+    FOLLOWING = "following"  # fal answered (or the POST failed): the request id, if any, is known
+
+
+@dataclass(eq=False)
+class JobRun:
+    """One job followed by this process: owned by the manager, worked on by the steps."""
+
+    tracker: Tracker
+    uploads: list[tuple[str, Any]] | None = None  # fresh submits: what to upload before the POST
+    phase: Phase = Phase.PENDING
+    accepted: asyncio.Event = field(default_factory=asyncio.Event)  # the POST got an answer (or never will)
+
+    @property
+    def record(self) -> JobRecord:
+        return self.tracker.record
+
+    @property
+    def id(self) -> str:
+        return self.tracker.record.id
+
+
+class Ledger(Protocol):
+    """What the steps may use and whom they report to (the manager is the one implementation)."""
+
+    outputs: Path
+    submit_slots: asyncio.Semaphore
+    download_slots: asyncio.Semaphore
+    sse_slots: asyncio.Semaphore
+
+    @property
+    def client(self) -> AsyncQueueClient: ...
+
+    @property
+    def schema_cache(self) -> Path | None: ...
+
+    def restore_inputs(self, arguments: dict) -> dict:
+        """The stored input with its data URIs rebuilt from the store's files."""
+
+    def persist(self, run: JobRun, *names: str) -> None:
+        """Write these record fields while this process owns the job, then tell its watchers; ``LostJob``
+        otherwise."""
+
+    def begin_result_fetch(self, run: JobRun) -> bool:
+        """Record (once, in the store) that the result is being fetched; False when the job is no longer ours."""
+
+
+def handle_of(record: JobRecord) -> RequestHandle:
+    """fal's handle for a submitted job, from its stored URLs."""
+    from ..client.wire import RequestHandle
+
+    return RequestHandle(record.request_id, record.endpoint, record.status_url, record.response_url,
+                         record.cancel_url)
