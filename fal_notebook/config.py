@@ -24,12 +24,14 @@ __all__ = [
     "DEFAULT_REST",
     "DEFAULT_CDN",
     "DEFAULT_OPENAPI",
+    "DEFAULT_PLATFORM",
 ]
 
 DEFAULT_QUEUE = "https://queue.fal.run"
 DEFAULT_REST = "https://rest.fal.ai"
 DEFAULT_CDN = "https://v3.fal.media"
 DEFAULT_OPENAPI = "https://fal.ai"
+DEFAULT_PLATFORM = "https://api.fal.ai"  # fal's platform API (models, pricing, usage, request history): /v1/…
 LEGACY_TOOLS_MD = Path("~/.openclaw/workspace/TOOLS.md")
 
 _QUOTES = "\"'`"
@@ -153,6 +155,7 @@ class Endpoints:
     rest: str = DEFAULT_REST
     cdn: str = DEFAULT_CDN
     openapi: str = DEFAULT_OPENAPI
+    platform: str = DEFAULT_PLATFORM
     emulated: bool = False
 
     @classmethod
@@ -160,13 +163,18 @@ class Endpoints:
         env = os.environ if env is None else env
         override = env.get("FAL_NOTEBOOK_ENDPOINT", "").strip().rstrip("/")
         if override:
-            return cls(queue=override, rest=override, cdn=override, openapi=override, emulated=True)
+            return cls(queue=override, rest=override, cdn=override, openapi=override, platform=override,
+                       emulated=True)
         return cls()
 
     @property
     def api_origins(self) -> frozenset[str]:
-        """Origins that may receive ``Authorization: Key …``: the queue and REST hosts only."""
-        return frozenset({origin_of(self.queue), origin_of(self.rest)})
+        """Origins that may receive ``Authorization: Key …``: the queue, REST and platform API hosts only."""
+        return frozenset({origin_of(self.queue), origin_of(self.rest), origin_of(self.platform)})
+
+    def platform_url(self, path: str) -> str:
+        """``{platform}/v1/{path}``: fal's platform API (``https://api.fal.ai/v1/models``…)."""
+        return f"{self.platform.rstrip('/')}/v1/{path.lstrip('/')}"
 
     def openapi_url(self, endpoint_id: str) -> str:
         return f"{self.openapi}/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"

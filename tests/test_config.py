@@ -73,9 +73,12 @@ def test_key_never_shows_itself():
 def test_endpoints_default_to_fal_and_override_to_one_origin():
     real = Endpoints.from_env({})
     assert (real.queue, real.rest, real.cdn) == ("https://queue.fal.run", "https://rest.fal.ai", "https://v3.fal.media")
-    assert real.api_origins == {"https://queue.fal.run", "https://rest.fal.ai"}
+    assert real.api_origins == {"https://queue.fal.run", "https://rest.fal.ai", "https://api.fal.ai"}
+    assert real.platform_url("models/pricing") == "https://api.fal.ai/v1/models/pricing"
     emu = Endpoints.from_env({"FAL_NOTEBOOK_ENDPOINT": "http://127.0.0.1:8765/"})
-    assert {emu.queue, emu.rest, emu.cdn, emu.openapi} == {"http://127.0.0.1:8765"} and emu.emulated
+    assert {emu.queue, emu.rest, emu.cdn, emu.openapi, emu.platform} == {"http://127.0.0.1:8765"} and emu.emulated
+    assert emu.platform_url("/models") == "http://127.0.0.1:8765/v1/models"
+    assert emu.api_origins == {"http://127.0.0.1:8765"}
     assert emu.openapi_url("fal-ai/x").endswith("/api/openapi/queue/openapi.json?endpoint_id=fal-ai/x")
 
 

@@ -94,7 +94,10 @@ def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | Non
     """(detail as sent, error_type, readable text) of an error answer."""
     body = response_json(response)
     detail: Any
-    if isinstance(body, dict):
+    if isinstance(body, dict) and isinstance(body.get("error"), dict) and "detail" not in body:
+        # the platform API (api.fal.ai/v1): {"error": {"type", "message", "docs_url", "request_id"}}
+        detail, error_type = body["error"], body["error"].get("type")
+    elif isinstance(body, dict):
         detail = body.get("detail", body.get("error", body.get("status")))
         error_type = body.get("error_type")
     elif is_ingress_error(response):  # nginx's HTML page says nothing more than its status line
@@ -102,8 +105,13 @@ def _parts(response: httpx.Response, secret: str | None) -> tuple[Any, str | Non
     else:
         detail = body if body is not None else response.text.strip()[:300] or None
         error_type = None
-    error_type = error_type or response.headers.get("x-fal-error-type")
+    error_type = error_type if isinstance(error_type, str) else response.headers.get("x-fal-error-type")
     return redact(detail, secret), error_type, redact(format_detail(detail), secret)
+
+
+def _body_request_id(detail: Any) -> str | None:
+    value = detail.get("request_id") if isinstance(detail, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _error_class(response: httpx.Response, kind: str, text: str) -> type[RequestError]:
@@ -144,5 +152,5 @@ def error_from_response(
         status_code=status,
         detail=detail,
         error_type=error_type,
-        request_id=response.headers.get("x-fal-request-id"),
+        request_id=response.headers.get("x-fal-request-id") or _body_request_id(detail),
     )

@@ -1,6 +1,7 @@
 """The emulator's ASGI application: records every request, then routes it the way fal's hosts would.
 
-One origin plays queue.fal.run, rest.fal.ai, v3.fal.media and fal.ai's OpenAPI route at once. fal's queue paths
+One origin plays queue.fal.run, rest.fal.ai, api.fal.ai (``/v1/…``), v3.fal.media and fal.ai's OpenAPI route
+at once. fal's queue paths
 have a variable depth (``[ns/]owner/app[/path]``), so routing is a small explicit dispatcher rather than a route
 table.
 """
@@ -14,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fal_notebook.emulator import models, queue_routes, storage_routes
+from fal_notebook.emulator import models, platform_routes, queue_routes, storage_routes
 from fal_notebook.emulator.responses import api_fault, check_bearer, check_key, fal_json
 from fal_notebook.emulator.state import EmulatorState, seen_from_scope
 from fal_notebook.errors import ConfigError
@@ -59,9 +60,13 @@ class EmulatorApp:
         fault = api_fault(self.state)
         if fault is not None:
             return fault
+        if segments[:1] == ["v1"] and _keyless_catalogue(request, segments):
+            return await platform_routes.platform_route(request, self.state, segments)
         refused = check_key(request, self.state.knobs)
         if refused is not None:
             return refused
+        if segments[:1] == ["v1"]:
+            return await platform_routes.platform_route(request, self.state, segments)
         if segments[:2] == ["storage", "auth"] and method == "POST":
             return await storage_routes.storage_token(request, self.state)
         if segments[:3] == ["storage", "upload", "initiate"] and method == "POST":
@@ -71,6 +76,11 @@ class EmulatorApp:
         if method == "POST" and segments:
             return await queue_routes.submit(request, self.state, segments)
         return fal_json(405, {"detail": "Method Not Allowed"})
+
+
+def _keyless_catalogue(request: Request, segments: list[str]) -> bool:
+    """fal's model search takes a key but does not need one (it only raises the rate limit)."""
+    return request.method == "GET" and segments == ["v1", "models"] and "authorization" not in request.headers
 
 
 def _public_route(request: Request, state: EmulatorState, method: str, segments: list[str]

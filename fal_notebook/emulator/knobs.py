@@ -41,6 +41,8 @@ class Knobs:
     ping_interval: float = 15.0
     allow_subpath: bool = False  # accept sub-path status URLs instead of answering 405
     valid_keys: tuple[str, ...] | None = None  # key ids accepted; None accepts any well-formed key
+    platform_status: int = 0  # non-zero: every /v1/… platform call answers this HTTP status
+    usage_access: bool = True  # False: /v1/models/usage answers 403 (a key without admin scope)
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:

@@ -18,7 +18,7 @@ from fal_notebook.emulator.jobs import RUNNER_DISCONNECTED, EmulatedJob, Failure
 from fal_notebook.emulator.responses import ResetResponse, base_url, fal_json
 from fal_notebook.emulator.state import EmulatorState
 
-__all__ = ["split_app_id", "submit", "request_route"]
+__all__ = ["split_app_id", "submit", "request_route", "job_output"]
 
 _LEGACY = re.compile(r"^\d+-[A-Za-z0-9-]+$")
 _NAMESPACES = ("workflows", "comfy")
@@ -179,11 +179,12 @@ async def _result(request: Request, state: EmulatorState, job: EmulatedJob | Non
         return fal_json(failure.http_status, failure.body, request_id=job.request_id, headers=failure.headers)
     if job.expired:
         return fal_json(404, {"detail": "Request not found"}, request_id=job.request_id)
-    output = await run_in_threadpool(_output_once, state, job)
+    output = await run_in_threadpool(job_output, state, job)
     return fal_json(200, models.absolutize(output, base_url(request)), request_id=job.request_id)
 
 
-def _output_once(state: EmulatorState, job: EmulatedJob) -> dict[str, Any]:
+def job_output(state: EmulatorState, job: EmulatedJob) -> dict[str, Any]:
+    """The job's output, made (media rendered and stored) on first use; blocking: run it off the loop."""
     with job.lock:
         if job.output is None:
             model = models.find_model(job.endpoint_id)
