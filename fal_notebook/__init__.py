@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "QueueClient": "client", "AsyncQueueClient": "client", "RetryPolicy": "client",
     # the extension
     "load_ipython_extension": "notebook", "unload_ipython_extension": "notebook",
+    # the form panel (ipywidgets and anywidget load when it is made)
+    "panel": "notebook.panel.panel",
     # settings and errors
     "load_settings": "config", "Settings": "config",
     "FalError": "errors", "ConfigError": "errors", "UsageError": "errors", "ValidationError": "errors",
@@ -37,6 +39,7 @@ __all__ = [
     "Job", "JobGroup", "JobState", "JobManager", "UNFINISHED",
     "QueueClient", "AsyncQueueClient", "RetryPolicy",
     "load_ipython_extension", "unload_ipython_extension",
+    "panel",
     "load_settings", "Settings",
     "FalError", "ConfigError", "UsageError", "ValidationError", "UnknownModelError", "UploadError",
     "TransportError", "FalTimeoutError", "RequestError", "AuthError", "NotFoundError", "JobFailedError",

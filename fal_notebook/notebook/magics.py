@@ -43,6 +43,7 @@ class FalMagics(Magics):
             "info": self.handle_info,
             "config": self.handle_config,
             "history": self.handle_history,
+            "panel": self.handle_panel,
         }
 
     @no_var_expand
@@ -54,6 +55,7 @@ class FalMagics(Magics):
         %%fal MODEL [--field value …]   (body: a YAML mapping of fields, or the prompt; {name} from your namespace)
         %fal jobs | status ID | cancel ID|all | wait [--timeout S] | resume | models | info MODEL | config
         %fal history [TEXT]
+        %fal panel [MODEL]   (a form, this notebook's live jobs and a gallery; fal_notebook.panel() in Python)
         """
         namespace = self.shell.user_ns
         try:
@@ -158,6 +160,12 @@ class FalMagics(Magics):
         found = found[: cmd.limit]
         label = f" matching {cmd.text!r}" if cmd.text else ""
         return job_table(f"history{label}: {len(found)} job(s)", found, thumbs=True)
+
+    def handle_panel(self, cmd: Any) -> Any:
+        """The panel, as the cell's value (``p = %fal panel`` keeps it without showing it)."""
+        from .panel.panel import panel
+
+        return panel(cmd.model)
 
 
 def _searchable(job: Any) -> str:
