@@ -53,11 +53,14 @@ def _pool(name: str) -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _form_class() -> Any:
-    try:
-        from .form import SchemaForm
-    except ImportError:  # the schema form is not in this tree yet
+    import importlib
+
+    try:  # by name until the schema form lands next to this module; then a plain import
+        return importlib.import_module(f"{__package__}.form").SchemaForm
+    except ImportError:
         from ._standin_form import SchemaForm
-    return SchemaForm
+
+        return SchemaForm
 
 
 def panel(model: str | None = None) -> Panel:
