@@ -57,7 +57,7 @@ def test_load_prints_one_line_and_unload_takes_everything_back(ip, fal_env, caps
 def test_line_magic_returns_the_job_shows_one_card_and_sends_typed_options(shell, published, emulator):
     from fal_notebook.jobs import Job
 
-    result = run(shell, "%fal nano-banana-pro a red fox, $5 {{not}} {unknown} --aspect-ratio 16:9 "
+    result = run(shell, "%fal nano-banana-pro a red fox, $5 {{not}} {{unknown}} --aspect-ratio 16:9 "
                         "--num-images 2 --seed 7")
     job = result.result
     assert isinstance(job, Job)
@@ -92,7 +92,7 @@ def test_cell_magic_yaml_fills_names_and_uploads_a_pil_image(shell, emulator):
 
 
 def test_cell_body_that_is_not_a_mapping_is_the_prompt(shell, emulator):
-    run(shell, "%%fal nano-banana-pro\nA cat: sitting on a mat,\nwith $dollars and {braces}\n").result.wait(20)
+    run(shell, "%%fal nano-banana-pro\nA cat: sitting on a mat,\nwith $dollars and {{braces}}\n").result.wait(20)
     assert emulated_inputs(emulator)[0]["prompt"] == "A cat: sitting on a mat,\nwith $dollars and {braces}"
 
 

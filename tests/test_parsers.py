@@ -176,7 +176,7 @@ def test_model_help_lists_the_schema() -> None:
 def test_placeholders_fill_values_and_keep_objects() -> None:
     image = object()
     ns = {"animal": "fox", "img": image, "n": 3, "path": Path("/tmp/a.png")}
-    result = call("a {animal} in {place} --seed {n} --image-urls {img} --image-urls {path}", namespace=ns)
+    result = call("a {animal} in {{place}} --seed {n} --image-urls {img} --image-urls {path}", namespace=ns)
     assert result.arguments == {"prompt": "a fox in {place}", "seed": 3, "image_urls": [image, Path("/tmp/a.png")]}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from fal_notebook.errors import UsageError
         ("image_urls:\n  - a.png\n  - b.png", {"image_urls": ["a.png", "b.png"]}),
         ("A cat: sitting on a mat", {"prompt": "A cat: sitting on a mat"}),  # prose with a colon stays prose
         ("- a\n- b", {"prompt": "- a\n- b"}),  # a YAML list is not a mapping
-        ("key: [unclosed", {"prompt": "key: [unclosed"}),  # not YAML at all
+        ("a fox: [unclosed", {"prompt": "a fox: [unclosed"}),  # prose that is not YAML stays prose
         ("", {}),
     ],
 )
@@ -37,10 +38,10 @@ def test_parse_cell_body(body: str, parsed: dict) -> None:
     ("text", "expected"),
     [
         ("a {animal}", "a fox"),
-        ("a {unknown} {animal}", "a {unknown} fox"),
         ("{{literal}} {animal}", "{literal} fox"),
         ("{count:03d} foxes", "007 foxes"),
-        ("{unknown:>5} and {unknown.attr} and {unknown[0]}", "{unknown:>5} and {unknown.attr} and {unknown[0]}"),
+        ("{animal:>5} and {{x}} {0}", "{animal:>5} and {{x}} {0}"),  # {0} is not a name: left as written
+        ("{animal:>5} and {{x}}", "  fox and {x}"),
         ("a { stray brace {animal}", "a { stray brace {animal}"),  # not a format string: left as written
         ('{"json": 1}', '{"json": 1}'),
         ("$animal costs $5", "$animal costs $5"),
@@ -49,6 +50,67 @@ def test_parse_cell_body(body: str, parsed: dict) -> None:
 )
 def test_interpolate_text(text: str, expected: object) -> None:
     assert P.interpolate(text, {"animal": "fox", "count": 7}) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a {unknown} {animal}", r"\{unknown\} is not defined; defined: animal, count, photo\. Nothing was sent"),
+        ("a {anmial}", r"\{anmial\} is not defined \(did you mean \{animal\}\?\)"),
+        ("{x} and {y.attr}", r"\{x\}, \{y\} are not defined"),
+        ("a portrait like {photo}", r"\{photo\} is not text \(PIL.Image\).*media field.*--image-url \{photo\}"),
+    ],
+)
+def test_interpolate_refuses_unknown_names_and_objects_in_text(text: str, message: str) -> None:
+    from PIL import Image
+
+    namespace = {"animal": "fox", "count": 7, "photo": Image.new("RGB", (2, 2)), "_i3": "x", "Out": {}}
+    with pytest.raises(UsageError, match=message):
+        P.interpolate(text, namespace)
+
+
+def test_interpolate_without_a_namespace_fills_nothing() -> None:
+    assert P.interpolate("a {unknown}", None) == "a {unknown}"
+    assert P.parse_magic_line("nbp a {unknown}").arguments["prompt"] == "a {unknown}"
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ("prompt: a cat\nimage_size: [oops", "line 2, column 18"),
+        ("prompt: a cat\n  aspect_ratio: 16:9", "line 2, column 15"),
+        ('prompt: "unclosed\nseed: 3', "line 2, column 8"),
+    ],
+)
+def test_a_body_that_looks_like_yaml_but_does_not_parse_is_an_error(body: str, where: str) -> None:
+    with pytest.raises(UsageError, match=f"does not parse at {where}.*nothing was sent"):
+        P.parse_cell_body(body)
+
+
+def test_subcommand_arguments_are_filled_from_the_namespace() -> None:
+    class FakeJob:
+        id = "3f2a9c"
+
+    ns = {"job": FakeJob(), "jid": "abc123", "secs": 2.5}
+    assert P.parse_magic_line("cancel {job.id} {jid}", ns).ids == ("3f2a9c", "abc123")
+    assert P.parse_magic_line("status {job}", ns).id == "3f2a9c"
+    assert P.parse_magic_line("wait --timeout {secs}", ns).timeout == 2.5
+    with pytest.raises(UsageError, match=r"\{nope\} is not defined"):
+        P.parse_magic_line("cancel {nope}", ns)
+
+
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("stauts abc", "did you mean %fal status?"),
+        ("jobs --limt 3", "did you mean --limit?"),
+        ("nano-banan-pro a cat", "did you mean nano-banana-pro"),
+        ("nbp a cat --aspect-ration 1:1", "did you mean --aspect-ratio?"),
+    ],
+)
+def test_typos_get_a_did_you_mean(line: str, hint: str) -> None:
+    with pytest.raises(Exception, match=re.escape(hint)):
+        P.parse_magic_line(line)
 
 
 def test_interpolate_keeps_objects_in_structures() -> None:
@@ -61,7 +123,7 @@ def test_interpolate_keeps_objects_in_structures() -> None:
 
 def test_parse_cell_merges_body_and_line() -> None:
     image = object()
-    body = "prompt: a {animal} on {place}\naspect_ratio: 16:9\nimage_urls: ['{img}']\nsafety_tolerance: 4\nn: 2"
+    body = "prompt: a {animal} on {{place}}\naspect_ratio: 16:9\nimage_urls: ['{img}']\nsafety_tolerance: 4\nn: 2"
     result = P.parse_cell("nano-banana-pro/edit --aspect-ratio 1:1 --tag t", body,
                           {"animal": "fox", "img": image})
     assert result.model == "fal-ai/nano-banana-pro/edit"

@@ -29,6 +29,7 @@ __all__ = [
     "models",
     "register",
     "lookup",
+    "close_models",
     "bundled",
 ]
 
@@ -130,10 +131,24 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def close_models(model: str, n: int = 2) -> list[str]:
+    """Known ids and aliases that look like ``model``: what "did you mean …?" offers for a typo."""
+    import difflib
+
+    name = model.strip().strip("/").lower()
+    names = set(_aliases())
+    for spec in models():
+        names.update({spec.id.lower(), spec.id.lower().removeprefix("fal-ai/")})
+    return difflib.get_close_matches(name, sorted(names), n=n, cutoff=0.75)
+
+
 def _unknown_message(model: str, *, offline: bool, reason: str = "") -> str:
     known = ", ".join(sorted(_aliases()))
     where = "not bundled, not cached, and its schema could not be fetched" if offline else "not in the catalogue"
     text = f"unknown model {model!r}: {where}"
+    near = close_models(model)
+    if near:
+        text += f" (did you mean {' or '.join(near)}?)"
     if reason:
         text += f" ({reason})"
     return (

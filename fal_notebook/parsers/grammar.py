@@ -13,13 +13,14 @@ Only argparse, shlex, json and pyyaml: no IPython, no network, nothing that exit
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UnknownModelError, UsageError
 from .cell_body import interpolate, parse_cell_body
 from .commands import (
     CancelCommand,
@@ -66,7 +67,18 @@ class FalArgumentParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> Any:
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: {message}{self._suggestion(message)}")
+
+    def _suggestion(self, message: str) -> str:
+        """" (did you mean --limit?)" for a misspelt option (argparse learns this only in Python 3.14)."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        hints = []
+        for word in message.split(":", 1)[1].split():
+            near = difflib.get_close_matches(word.split("=", 1)[0], known, n=1) if word.startswith("-") else []
+            hints += [f"{word} → {near[0]}"] if near else []
+        return f" (did you mean {', '.join(h.split(' → ')[1] for h in hints)}?)" if hints else ""
 
     def print_help(self, file: Any = None) -> None:
         raise UsageError(self.format_help())
@@ -253,15 +265,35 @@ MAGIC_USAGE = (
 def parse_magic_line(line: str, namespace: Mapping[str, Any] | None = None) -> Any:
     """Parse a ``%fal`` line into a subcommand dataclass or a :class:`ModelCall`.
 
-    ``namespace`` (the user's) fills ``{name}`` placeholders in a model call's values; ``$var`` is left alone.
+    ``namespace`` (the user's) fills ``{name}`` placeholders in a model call's values and in every subcommand
+    argument (``%fal cancel {job.id}``, ``%fal status {job}``); ``$var`` is left alone.
     """
     tokens = split_line(line)
     if not tokens or tokens[0] in {"-h", "--help", "help"}:
         raise UsageError(MAGIC_USAGE)
     if tokens[0] in _MAGIC_NAMES:
         sub = _MAGIC_NAMES[tokens[0]]
-        return sub.build(magic_parser(tokens[0]).parse_args(tokens[1:]))
-    return build_model_call(_spec(tokens[0]), tokens[1:], namespace=namespace)
+        args = [_token_text(interpolate(t, namespace)) for t in tokens[1:]]
+        return sub.build(magic_parser(tokens[0]).parse_args(args))
+    try:
+        spec = _spec(tokens[0])
+    except UnknownModelError as exc:
+        near = difflib.get_close_matches(tokens[0].lower(), list(_MAGIC_NAMES), n=1, cutoff=0.7)
+        if near:
+            raise UsageError(f"%fal {tokens[0]}: no such subcommand or model (did you mean %fal {near[0]}?)") from None
+        raise exc from None
+    return build_model_call(spec, tokens[1:], namespace=namespace)
+
+
+def _token_text(value: Any) -> str:
+    """A filled subcommand argument as text: ``{job}`` names the job by its id, numbers read as written."""
+    if isinstance(value, str):
+        return value
+    if isinstance(getattr(value, "id", None), str):
+        return value.id
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise UsageError(f"a {type(value).__name__} cannot be a subcommand argument; give a job, a job id or text")
 
 
 def parse_cell(line: str, body: str, namespace: Mapping[str, Any] | None = None) -> ModelCall:
@@ -269,7 +301,7 @@ def parse_cell(line: str, body: str, namespace: Mapping[str, Any] | None = None)
     tokens = split_line(line)
     if not tokens or tokens[0].startswith("-"):
         raise UsageError("usage: %%fal MODEL [--field value …]  followed by a YAML mapping or the prompt")
-    base = interpolate(parse_cell_body(body), namespace or {})
+    base = interpolate(parse_cell_body(body), namespace)
     return build_model_call(_spec(tokens[0]), tokens[1:], base=base, namespace=namespace)
 
 

@@ -190,7 +190,7 @@ def _take_value(tokens: Sequence[str], i: int, option: str) -> str:
     return tokens[i]
 
 
-def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any]) -> _Tokens:
+def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any] | None) -> _Tokens:
     """Walk the tokens once: words become the prompt, ``--field value`` pairs are collected by field.
 
     The call's own options (``--n``, ``--sweep``, ``--wait``, ``--no-validate``, ``--tag``) win over a model
@@ -295,7 +295,6 @@ def build_model_call(
     ``base`` holds fields from a cell body (line options win over it); ``n``, ``sweep`` and ``tags`` keys in it
     act like the options. ``spec`` needs only ``id`` and ``input_schema``, so tests need no catalogue.
     """
-    namespace = namespace or {}
     if "--help" in tokens or "-h" in tokens:
         raise UsageError(model_usage(spec))
     found = _scan(spec, tokens, namespace)
