@@ -43,6 +43,7 @@ __all__ = [
     "JobCancelledError",
     "Problem",
     "detail_lines",
+    "counted",
 ]
 
 
@@ -93,7 +94,7 @@ class ValidationError(FalError):
         self.model = model
         self.problems = list(problems)
         self.warnings = list(warnings or [])
-        lines = [f"{len(self.problems)} problem(s) with the input for {model}; nothing was sent:"]
+        lines = [f"{counted(len(self.problems), 'problem')} with the input for {model}; nothing was sent:"]
         lines += [f"  - {p}" for p in self.problems]
         lines += [f"  (warning) {w}" for w in self.warnings]
         super().__init__("\n".join(lines))
@@ -191,3 +192,8 @@ def one_line(error: BaseException) -> str:
         return text
     parts = [part.strip().removeprefix("- ") for part in text.splitlines() if part.strip()]
     return "; ".join(parts).replace(":;", ":") or type(error).__name__
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 job``, ``2 jobs``, ``0 jobs``: messages say it right instead of "1 job(s)" or "1 lines"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

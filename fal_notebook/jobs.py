@@ -24,6 +24,7 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .errors import counted
 from .runtime.job import Job, JobGroup, as_completed, wait_all
 from .runtime.manager import JobManager
 from .store.db import UNFINISHED, JobState
@@ -153,7 +154,7 @@ def wait(jobs: Iterable[Job] | None = None, timeout: float | None = None) -> lis
     ``FalTimeoutError`` after ``timeout`` seconds; the jobs keep running.
     """
     targets = list(jobs) if jobs is not None else manager().unfinished()
-    wait_all(targets, timeout, f"{len(targets)} job(s)")
+    wait_all(targets, timeout, counted(len(targets), "job"))
     return targets
 
 

@@ -89,7 +89,7 @@ def test_submit_reads_json_from_a_file_or_stdin(fal_env, emulator, capsys, monke
         ("{bad", 2, "the JSON argument is not valid JSON"),
         ('["a list"]', 2, "must be a JSON object"),
         ("@/no/such/file.json", 2, "cannot read /no/such/file.json"),
-        ('{"prompt": 1, "aspect_ratio": "7:7"}', 4, "2 problem(s) with the input for fal-ai/nano-banana-pro"),
+        ('{"prompt": 1, "aspect_ratio": "7:7"}', 4, "2 problems with the input for fal-ai/nano-banana-pro"),
     ],
 )
 def test_submit_bad_input_is_one_line_and_sends_nothing(fal_env, emulator, capsys, arg, code, message) -> None:

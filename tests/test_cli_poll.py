@@ -28,7 +28,7 @@ def test_poll_gives_up_after_its_timeout(fal_env, emulator, capsys) -> None:
     emulator.hold(True)  # poll sends it again, but fal keeps it queued
     code, out, err = run(capsys, "poll", "--timeout", "0.5")
     assert code == 6
-    assert one_line(err) == ("fal-notebook: poll: 1 job(s) were not read, fetched and downloaded within 0.5 s; "
+    assert one_line(err) == ("fal-notebook: poll: 1 job was not read, fetched and downloaded within 0.5 s; "
                              "they stay in the store (run `fal-notebook poll` again, or give a longer --timeout)")
     assert json.loads(out)["still_pending"] == [job_id]
     row = stored(fal_env)[job_id]
@@ -67,7 +67,7 @@ def test_watch_timeout_ends_with_the_summary_and_exit_6(fal_env, emulator, capsy
     emulator.hold(True)
     job_id = ok(capsys, "submit", "nbp", '{"prompt":"held"}')["id"]
     code, out, err = run(capsys, "poll", "--watch", "--timeout", "0.3")
-    assert code == 6 and "poll --watch: 1 job(s) still unfinished after 0.3 s" in one_line(err)
+    assert code == 6 and "poll --watch: 1 job still unfinished after 0.3 s" in one_line(err)
     assert [json.loads(line) for line in out.splitlines()] == [
         {"summary": True, "count": 0, "states": {}, "still_pending": [job_id]}]
 

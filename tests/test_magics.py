@@ -103,13 +103,30 @@ def test_sweep_returns_a_group_with_one_card_per_job(shell, published, emulator)
     assert len({o["transient"]["display_id"] for o in published}) == 3
 
 
-def test_wait_resends_final_cards_from_the_current_cell(shell, published):
+def test_wait_resends_final_cards_from_the_current_cell(shell, published, monkeypatch):
+    monkeypatch.setattr(shell.magics_manager.registry["FalMagics"].presenter, "kernel", True)
     job = run(shell, "%fal nbp a red fox").result
     out = run(shell, "%fal wait --timeout 30").result
-    assert job.done and "1 job(s) done: 1 COMPLETED" in repr(out)
+    assert job.done and "1 job done: 1 COMPLETED" in repr(out)
     final = [o for o in published if o["update"] and "COMPLETED" in o["data"]["text/plain"]]
     assert final and final[-1]["transient"]["display_id"] == published[0]["transient"]["display_id"]
     assert "data:image/jpeg;base64," in final[-1]["data"]["text/html"]
+
+
+def test_terminal_wait_prints_only_the_waited_jobs_final_cards_once(shell, published, capsys, emulator):
+    older = run(shell, "%fal nbp an older fox").result
+    older.wait(timeout=20)
+    run(shell, "x = 1")  # the older job's notice comes here
+    assert "[fal] job " + older.id in capsys.readouterr().out
+    emulator.hold(True)
+    held = run(shell, "%fal nbp a held fox").result
+    emulator.release()
+    before = len(published)
+    assert "1 job done: 1 COMPLETED" in repr(run(shell, f"%fal wait {held.id} --timeout 30").result)
+    new = [o for o in published[before:] if not o["update"]]
+    assert [held.id in o["data"]["text/plain"] for o in new] == [True]  # the older card is not reprinted
+    run(shell, "x = 2")
+    assert "[fal]" not in capsys.readouterr().out  # and no notice repeats what the card said
 
 
 def test_flag_wait_blocks_until_done(shell):
@@ -123,7 +140,7 @@ def test_subcommands(shell, emulator, capsys):
     assert job.id in repr(run(shell, "%fal jobs").result)
     status = run(shell, f"%fal status {job.id}").result
     assert status.id == job.id
-    assert "cancel requested for 1 job(s)" in repr(run(shell, f"%fal cancel {job.id}").result)
+    assert "cancel requested for 1 job:" in repr(run(shell, f"%fal cancel {job.id}").result)
     job.wait(timeout=20)
     assert job.state.value == "CANCELLED"
     emulator.hold(False)
@@ -136,8 +153,8 @@ def test_subcommands(shell, emulator, capsys):
     assert "aspect_ratio" in info and "16:9" in info
     config = repr(run(shell, "%fal config").result)
     assert "emulator at" in config and "test-secret" not in config
-    assert "following 0 unfinished job(s)" in repr(run(shell, "%fal resume").result)
-    assert "cancel requested for 0 job(s)" in repr(run(shell, "%fal cancel all").result)
+    assert "following 0 unfinished jobs" in repr(run(shell, "%fal resume").result)
+    assert "cancel requested for 0 jobs" in repr(run(shell, "%fal cancel all").result)
 
 
 @pytest.mark.parametrize("line", [
@@ -208,7 +225,10 @@ def test_terminal_out_prompt_of_a_magic_on_the_last_line_ends_with_the_job(shell
 
 def test_terminal_showing_a_finished_job_again_brings_no_notice(shell, published, capsys):
     job = run(shell, "j = %fal nbp a red fox --wait").result or shell.user_ns["j"]
-    assert job.done and capsys.readouterr().out.count(f"[fal] job {job.id}") == 1
+    # --wait in a terminal: the final card once (no SUBMITTING card before it), and no notice after it
+    cards = [o for o in published if not o["update"]]
+    assert job.done and len(cards) == 1 and "COMPLETED" in cards[0]["data"]["text/plain"]
+    assert "[fal]" not in capsys.readouterr().out
     before = len(published)
     run(shell, "j")
     run(shell, "x = 1")
@@ -222,13 +242,50 @@ def test_interrupting_a_flag_wait_cancels_the_job(shell):
     class Stuck:
         id, done, cancelled = "feedbeef", False, False
 
-        def wait(self):
+        def wait(self, timeout=None):
             raise KeyboardInterrupt
 
         def cancel(self):
             self.cancelled = True
 
     stuck = Stuck()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as info:
         Presenter(shell).wait_for([stuck])
     assert stuck.cancelled
+    assert info.value._render_traceback_() == ["interrupted: job feedbe… cancelled on fal"]
+
+
+def test_a_kernel_interrupt_during_wait_cancels_on_fal_and_shows_one_line(shell, emulator, capsys, monkeypatch):
+    """A real SIGINT while `--wait` blocks: fal gets the cancel PUT, the cell ends with one line, and the card
+    shows the cancel in grey with no request id."""
+    import signal
+    import threading
+
+    emulator.hold(True)
+    main = threading.get_ident()
+    original = jobs.submit
+
+    def submit_then_interrupt(*args, **kwargs):
+        job = original(*args, **kwargs)
+        sent = threading.Event()
+
+        def once() -> None:
+            if job.request_id and not sent.is_set():
+                sent.set()
+                signal.pthread_kill(main, signal.SIGINT)
+
+        job.on_change(once)
+        return job
+
+    monkeypatch.setattr(jobs, "submit", submit_then_interrupt)
+    result = shell.run_cell("%fal nbp a fox --wait")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    err = capsys.readouterr()
+    shown = (err.out + err.err).strip().splitlines()
+    assert len(shown) == 1 and re.fullmatch(r"interrupted: job [0-9a-f]{6}… cancelled on fal", shown[0].strip())
+    assert any(r.method == "PUT" and r.path.endswith("/cancel") for r in emulator.requests)
+    (job,) = jobs.jobs(all=True)
+    assert job.state.value == "CANCELLED"
+    card = render.JobCard(job)._repr_mimebundle_()
+    assert "cancelled on fal" in card["text/html"] and "#b91c1c" not in card["text/html"]
+    assert job.request_id not in card["text/html"]

@@ -135,7 +135,7 @@ def test_every_problem_is_listed_at_once_with_actionable_text() -> None:
     assert fields_of(error.problems) == {"image_url", "prompt", "strength", "num_inference_steps",
                                          "guidance_scale", "num_images", "output_format", "acceleration", "seed"}
     text = str(error)
-    assert text.startswith("9 problem(s) with the input for fal-ai/flux/dev/image-to-image; nothing was sent")
+    assert text.startswith("9 problems with the input for fal-ai/flux/dev/image-to-image; nothing was sent")
     for line in ("strength: 2 is out of range (allowed: 0.01–1)",
                  "num_inference_steps: 5 is out of range (allowed: 10–50)",
                  "output_format: 'gif' is not one of the allowed values (allowed: jpeg, png)",
@@ -310,8 +310,8 @@ def test_prompt_references_need_matching_items(model: str) -> None:
     problems = problems_of(model, _kling(prompt="@Video2 with @image3 and @Element1 and @Image3",
                                          image_urls=[IMAGE_URL] * 2))
     assert [(p.field, p.message, p.allowed) for p in problems] == [
-        ("prompt", "refers to @Video2 but video_url has 1 item(s)", "@Video1"),
-        ("prompt", "refers to @Image3 but image_urls has 2 item(s)", "@Image1–@Image2"),
+        ("prompt", "refers to @Video2 but video_url has 1 item", "@Video1"),
+        ("prompt", "refers to @Image3 but image_urls has 2 items", "@Image1–@Image2"),
         ("prompt", "refers to @Element1 but no elements was given", "add elements, or remove @Element1 from the prompt"),
     ]
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from ..errors import Problem
+from ..errors import Problem, counted
 from ._media_rules import ACCEPTED
 from ._schema import format_path
 from ._spec import ModelSpec
@@ -84,7 +84,7 @@ def prompt_references(spec: ModelSpec, args: dict, skip: Collection[str] = ()) -
         if 1 <= number <= count:
             continue
         allowed = f"@{tag}1–@{tag}{count}" if count > 1 else (f"@{tag}1" if count else None)
-        have = f"{target} has {count} item(s)" if count else f"no {target} was given"
+        have = f"{target} has {counted(count, 'item')}" if count else f"no {target} was given"
         problems.append(Problem(prompt_field, f"refers to @{tag}{number} but {have}",
                                 allowed or f"add {target}, or remove @{tag}{number} from the prompt"))
     warnings = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Problem, ValidationError
+from ..errors import Problem, ValidationError, counted
 from . import lookup
 from ._media_rules import check_media
 from ._rules import non_finite, prompt_references, reference_total, required_not_empty, unknown_fields
@@ -127,7 +127,7 @@ def _translate_one(err: Any) -> Problem:
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         return Problem(where, f"{value!r} is out of range", range_text(schema))
     if kind in ("minItems", "maxItems"):
-        return Problem(where, f"has {len(value)} item(s)", _bounds(schema, "minItems", "maxItems", "items"))
+        return Problem(where, f"has {counted(len(value), 'item')}", _bounds(schema, "minItems", "maxItems", "items"))
     if kind in ("minLength", "maxLength"):
         return Problem(where, f"is {len(value)} characters long",
                        _bounds(schema, "minLength", "maxLength", "characters"))

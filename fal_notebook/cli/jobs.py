@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import FalError, FalTimeoutError, NotFoundError, UsageError, one_line
+from ..errors import FalError, FalTimeoutError, NotFoundError, UsageError, counted, one_line
 from .exit_codes import exit_code
 from .output import emit, say
 
@@ -302,7 +302,7 @@ def cmd_poll(command: Any) -> int:
     except FalTimeoutError:
         _report_poll(jobs, before, pending)
         late = sum(not j.done for j in finishing)
-        raise FalTimeoutError(f"poll: {late} job(s) were not read, fetched and downloaded within {timeout:g} s; "
+        raise FalTimeoutError(f"poll: {counted(late, 'job')} {'was' if late == 1 else 'were'} not read, fetched and downloaded within {timeout:g} s; "
                               "they stay in the store (run `fal-notebook poll` again, or give a longer --timeout)",
                               timeout=timeout) from None
     _report_poll(jobs, before, pending)
@@ -341,7 +341,7 @@ def _watch(timeout: float | None, interval: float) -> int:
         except FalTimeoutError:
             if left is not None and left <= interval:
                 _summary(seen, ended)
-                raise FalTimeoutError(f"poll --watch: {len(waiting)} job(s) still unfinished after {timeout:g} s; "
+                raise FalTimeoutError(f"poll --watch: {counted(len(waiting), 'job')} still unfinished after {timeout:g} s; "
                                       "they keep their place in the store", timeout=timeout) from None
     _summary(seen, ended)
     return _finish(ended)

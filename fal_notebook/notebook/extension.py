@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..errors import counted
 from . import live as render
+from .interrupt import Interrupted, cancel_line
+from .progress import wait_with_progress
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "Presenter"]
 
@@ -38,6 +41,8 @@ class Presenter:
     def present(self, obj: Any) -> list[render.LiveCard]:
         cards = render.show(obj, live=self.kernel)
         self._shown.update(card.job.id for card in cards)
+        if not self.kernel:
+            render.mark_announced(card.job for card in cards)
         return cards
 
     def display_job(self, obj: Any) -> None:
@@ -49,20 +54,40 @@ class Presenter:
             return
         self.present(obj)
 
-    def wait_for(self, jobs: list[Any]) -> None:
-        """Block until ``jobs`` finish (``--wait``); an interrupt cancels the ones still running."""
+    def wait_for(self, jobs: list[Any], shown: Any = None) -> None:
+        """Show ``shown`` (a Job or JobGroup of ``jobs``) and block until ``jobs`` finish (``--wait``).
+
+        In a kernel the live cards come first and are re-published at the end; in a terminal one progress
+        line is redrawn in place and the final cards are printed once. An interrupt cancels the jobs still
+        running and ends the cell with one line per job (:class:`Interrupted`), not a traceback.
+        """
+        if self.kernel:
+            self.present(jobs if shown is None else shown)
         try:
-            for job in jobs:
-                job.wait()
+            if self.kernel:
+                for job in jobs:
+                    job.wait()
+            else:
+                wait_with_progress(jobs)
         except KeyboardInterrupt:
-            for job in jobs:
-                if not job.done:
-                    job.cancel()
-            raise
-        self.resend(jobs)
+            lines = [cancel_line(job) for job in jobs if not job.done]
+            if self.kernel:
+                self.resend(jobs)
+            else:
+                self._shown.update(job.id for job in jobs)  # the line says it all; no card, no notice
+            raise Interrupted("\n".join(lines) or "interrupted: every job had already finished") from None
+        if self.kernel:
+            self.resend(jobs)
+        else:
+            self.present(jobs if shown is None else shown)  # finished: printed once, never announced again
 
     def resend(self, jobs: list[Any] | None) -> None:
-        render.resend_final(jobs)
+        """Publish finished cards again from this cell (nbclient keeps only its messages). A terminal cannot
+        redraw, so there only ``jobs`` themselves are printed, never an older job's card."""
+        if self.kernel:
+            render.resend_final(jobs)
+        elif jobs:
+            self.present(jobs)
 
     def pre_run_cell(self, info: Any = None) -> None:
         self._shown.clear()
@@ -99,7 +124,7 @@ def _resume() -> str:
     if not resumed:
         return ""
     ids = ", ".join(job.id for job in resumed)
-    return f"following {len(resumed)} unfinished job(s) of this notebook again: {ids} (%fal jobs lists them)"
+    return f"following {counted(len(resumed), 'unfinished job')} of this notebook again: {ids} (%fal jobs lists them)"
 
 
 def load_ipython_extension(ip: Any) -> None:

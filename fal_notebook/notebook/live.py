@@ -29,7 +29,7 @@ from ..views.card_data import THUMB_BYTES, THUMB_SIDE, card_data, group_variants
 from ..views.html import card_html, card_text
 
 __all__ = [
-    "JobCard", "LiveCard", "card_data", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced",
+    "JobCard", "LiveCard", "card_data", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced", "mark_announced",
     "notice", "THUMB_SIDE", "THUMB_BYTES", "BLOCKED_AFTER",
 ]
 
@@ -210,6 +210,15 @@ def finished_unannounced() -> list[Any]:
     for card in cards:
         seen.setdefault(id(card.job), card.job)
     return list(seen.values())
+
+
+def mark_announced(jobs: Iterable[Any]) -> None:
+    """A terminal just printed these jobs' final cards: earlier cards of them need no notice any more."""
+    ids = {getattr(job, "id", None) for job in jobs if job.done}
+    with _CARDS_LOCK:
+        for card in _CARDS:
+            if getattr(card.job, "id", None) in ids:
+                card.announced = True
 
 
 def notice(job: Any) -> str:

@@ -17,10 +17,11 @@ from typing import Any
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
-from ..errors import FalError, FalTimeoutError, UsageError, one_line
+from ..errors import FalError, FalTimeoutError, UsageError, counted, one_line
 from ..parsers import grammar as parsers
 from ..views.card_data import prompt_of, state_name
 from ..views.tables import Message, job_table, model_info, models_table
+from .interrupt import Interrupted
 
 __all__ = ["FalMagics"]
 
@@ -68,7 +69,7 @@ class FalMagics(Magics):
                 raise UsageError(f"%fal {command.command} is not available in this version")
             return handler(command)
         except FalError as exc:
-            raise IPythonUsageError(one_line(exc)) from None
+            raise IPythonUsageError(parsers.for_notebook(one_line(exc))) from None
 
     # --- model calls --------------------------------------------------------------------------------------
 
@@ -81,9 +82,10 @@ class FalMagics(Magics):
             _validate_all(call.model, requests)  # a bad sweep value sends nothing, not half the sweep
         submitted = [jobs.submit(call.model, args, validate=call.validate, tags=call.tags) for args in requests]
         result = submitted[0] if len(submitted) == 1 else jobs.JobGroup(submitted)
-        self.presenter.present(result)
         if call.wait:
-            self.presenter.wait_for(submitted)
+            self.presenter.wait_for(submitted, result)
+        else:
+            self.presenter.present(result)
         return result
 
     # --- subcommands --------------------------------------------------------------------------------------
@@ -109,7 +111,7 @@ class FalMagics(Magics):
         for job in targets:
             job.cancel()
         ids = ", ".join(j.id for j in targets) or "none"
-        return Message(f"cancel requested for {len(targets)} job(s): {ids}")
+        return Message(f"cancel requested for {counted(len(targets), 'job')}: {ids}")
 
     def handle_wait(self, cmd: Any) -> Message:
         from .. import jobs
@@ -117,13 +119,16 @@ class FalMagics(Magics):
         targets = [jobs.get(i) for i in cmd.ids] or None
         try:
             finished = jobs.wait(targets, timeout=cmd.timeout)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted: stopped waiting; the jobs keep running on fal "
+                              "(%fal cancel all stops them, %fal jobs lists them)") from None
         except FalTimeoutError:
             self.presenter.resend(targets)  # show what did finish before saying what did not
             raise
         self.presenter.resend(finished)
         counts = Counter(state_name(j.state) for j in finished)
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing was pending"
-        return Message(f"{len(finished)} job(s) done: {summary}")
+        return Message(f"{counted(len(finished), 'job')} done: {summary}")
 
     def handle_resume(self, cmd: Any) -> Message:
         from .. import jobs
@@ -131,7 +136,7 @@ class FalMagics(Magics):
         resumed = jobs.resume(all=cmd.all)
         for job in resumed:
             self.presenter.present(job)
-        return Message(f"following {len(resumed)} unfinished job(s) again")
+        return Message(f"following {counted(len(resumed), 'unfinished job')} again")
 
     def handle_models(self, cmd: Any) -> Any:
         from .. import catalog
@@ -159,7 +164,7 @@ class FalMagics(Magics):
             found = [j for j in found if needle in _searchable(j)]
         found = found[: cmd.limit]
         label = f" matching {cmd.text!r}" if cmd.text else ""
-        return job_table(f"history{label}: {len(found)} job(s)", found, thumbs=True)
+        return job_table(f"history{label}: {counted(len(found), 'job')}", found, thumbs=True)
 
     def handle_panel(self, cmd: Any) -> Any:
         """The panel, as the cell's value (``p = %fal panel`` keeps it without showing it)."""

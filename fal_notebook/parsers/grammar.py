@@ -56,6 +56,7 @@ __all__ = [
     "interpolate",
     "model_usage",
     "magic_parser",
+    "for_notebook",
 ]
 
 
@@ -283,6 +284,23 @@ def parse_magic_line(line: str, namespace: Mapping[str, Any] | None = None) -> A
             raise UsageError(f"%fal {tokens[0]}: no such subcommand or model (did you mean %fal {near[0]}?)") from None
         raise exc from None
     return build_model_call(spec, tokens[1:], namespace=namespace)
+
+
+_SHELL_COMMAND = re.compile(r"`fal-notebook ([a-z][\w-]*)([^`]*)`")
+
+
+def for_notebook(message: str) -> str:
+    """An error's hint in a notebook's terms: "`fal-notebook list --all`" becomes "`%fal jobs --all` (or
+    `%fal history TEXT`)"; commands that exist only in the CLI stay as they are."""
+
+    def swap(match: re.Match[str]) -> str:
+        sub = _MAGIC_NAMES.get(match.group(1))
+        if sub is None:
+            return match.group(0)
+        extra = " (or `%fal history TEXT`)" if sub.name == "jobs" else ""
+        return f"`%fal {sub.name}{match.group(2)}`{extra}"
+
+    return _SHELL_COMMAND.sub(swap, message)
 
 
 def _token_text(value: Any) -> str:

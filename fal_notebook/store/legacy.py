@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import counted
 from .db import JobRecord, JobState, JobStore, new_job_id, utcnow
 
 __all__ = ["legacy_pending_path", "import_legacy"]
@@ -95,5 +96,5 @@ def import_legacy(store: JobStore, path: Path | None = None, *, urls: UrlBuilder
     note = json.dumps({"at": utcnow().isoformat(), "entries": len(entries),
                        "sha256": hashlib.sha256(raw).hexdigest()})
     count = store.insert_many(records, {key: note})
-    log.info("imported %d job(s) from the legacy pending file %s (it was not changed)", count, path)
+    log.info("imported %s from the legacy pending file %s (it was not changed)", counted(count, "job"), path)
     return count

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import detail_lines
+from ..errors import JobCancelledError, detail_lines
 from ..media import VIDEO_SUFFIXES, data_uri_type
 from .html import CardData, Media
 
@@ -120,6 +120,8 @@ def _error(job: Any) -> tuple[str, tuple[str, ...]]:
     error = getattr(job, "error", None)
     if error is None:
         return "", ()
+    if isinstance(error, JobCancelledError):  # asked for by the user: a plain note, not fal's long id in red
+        return ("cancelled on fal" if getattr(error, "request_id", None) else "cancelled before it was sent"), ()
     text = str(error) or type(error).__name__
     detail = getattr(error, "detail", None)
     lines: list[str] = []

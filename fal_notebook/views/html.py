@@ -10,7 +10,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-__all__ = ["CardData", "Media", "card_html", "card_text", "esc", "pair_text", "BADGE_COLOURS"]
+from ..errors import counted
+
+__all__ = ["CardData", "Media", "card_html", "card_text", "progress_text", "esc", "pair_text", "BADGE_COLOURS"]
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280",
@@ -131,7 +133,7 @@ def _logs(card: CardData) -> str:
     tail = card.logs[-LOG_LINES:]
     opened = "" if card.state in ("COMPLETED", "CANCELLED", "EXPIRED") else " open"
     return (f'<details{opened} style="margin-top:4px"><summary style="cursor:pointer;{_MUTED}">logs '
-            f'({len(card.logs)} lines)</summary><pre style="max-height:160px;overflow:auto;margin:2px 0;'
+            f'({counted(len(card.logs), "line")})</summary><pre style="max-height:160px;overflow:auto;margin:2px 0;'
             f'font-size:11px">{_e(chr(10).join(tail))}</pre></details>')
 
 
@@ -172,7 +174,8 @@ def _error(card: CardData) -> str:
         return ""
     items = "".join(f"<li>{_e(line)}</li>" for line in card.error_detail)
     detail = f'<ul style="margin:2px 0 0 16px;padding:0">{items}</ul>' if items else ""
-    return (f'<div class="fal-error" style="color:#b91c1c;margin-top:4px;white-space:pre-wrap">'
+    colour = BADGE_COLOURS["CANCELLED"] if card.state == "CANCELLED" else "#b91c1c"  # a cancel is no failure
+    return (f'<div class="fal-error" style="color:{colour};margin-top:4px;white-space:pre-wrap">'
             f"{_e(card.error)}{detail}</div>")
 
 
@@ -198,6 +201,20 @@ def card_text(card: CardData) -> str:
         lines.append("  options: " + ", ".join(pair_text(n, v) for n, v in card.options))
     lines += [f"  {m.kind}: {m.path or m.href}" for m in card.media]
     if card.error:
-        lines.append(f"  error: {card.error}")
+        lines.append(f"  {'note' if card.state == 'CANCELLED' else 'error'}: {card.error}")
         lines += [f"    {line}" for line in card.error_detail]
     return "\n".join(lines)
+
+
+def progress_text(card: CardData, width: int = 100) -> str:
+    """One line for a terminal that waits (``--wait``): state, queue position, elapsed, the newest log line;
+    cut to ``width`` characters so rewriting it in place never wraps."""
+    facts = [f"fal {card.job_id[:6]}", card.state, *(pair_text(n, v) for n, v in card.variant)]
+    if _queue(card):
+        facts.append(_queue(card))
+    if card.elapsed is not None:
+        facts.append(_seconds(card.elapsed))
+    if card.logs:
+        facts.append(" ".join(str(card.logs[-1]).split()))
+    line = " · ".join(facts)
+    return line if len(line) <= width else line[: max(width - 1, 0)] + "…"

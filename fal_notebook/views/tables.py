@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import counted
 from .card_data import prompt_of, state_name, thumbnail_uri
 from .html import BADGE_COLOURS
 from .html import esc as _e
@@ -116,7 +117,7 @@ def job_table(title: str, jobs: list[Any], *, thumbs: bool = False) -> Table:
 
 def models_table(specs: list[Any]) -> Table:
     rows = [[s.id, ", ".join(s.aliases), s.category, s.title] for s in specs]
-    return Table(f"{len(specs)} model(s)", ["id", "aliases", "category", "title"], rows)
+    return Table(counted(len(specs), "model"), ["id", "aliases", "category", "title"], rows)
 
 
 def model_info(spec: Any) -> Table:
