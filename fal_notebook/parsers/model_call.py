@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ..errors import UsageError
 from .cell_body import interpolate
 
-__all__ = ["ModelCall", "build_model_call", "coerce_value", "model_usage"]
+__all__ = ["ModelCall", "build_model_call", "coerce_value", "model_usage", "schema_branches"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +69,12 @@ def _branches(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if "$ref" in schema and "type" not in schema:
         return [{**schema, "type": "object"}]
     return [schema]
+
+
+def schema_branches(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The non-null alternatives of a field's schema, as the grammar types them (the form builds one control
+    per alternative from the same reading)."""
+    return _branches(schema)
 
 
 def _effective(schema: Mapping[str, Any]) -> Mapping[str, Any]:

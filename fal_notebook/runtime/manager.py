@@ -33,6 +33,7 @@ from .tracker import Tracker
 
 if TYPE_CHECKING:
     from .._portal import Portal
+    from ..catalog import ModelSpec
     from ..client.queue import AsyncQueueClient
 
 __all__ = ["JobManager", "default_origin"]
@@ -202,6 +203,13 @@ class JobManager:
         for warning in checked.warnings:
             log.warning("%s: %s", checked.spec.id, warning)
         return checked.spec.id, checked.arguments, list(checked.uploads), list(checked.warnings)
+
+    def model_spec(self, model: str) -> ModelSpec:
+        """The catalogue's spec for ``model``: bundled, cached, or fetched once from fal's OpenAPI route (the
+        form panel builds its fields from it). Raises ``UnknownModelError`` when none of those has it."""
+        from ..catalog import lookup
+
+        return lookup(model, fetch=self._fetch_schema, cache_dir=self.settings.schema_cache)
 
     def _fetch_schema(self, endpoint_id: str) -> dict:
         return self.portal.call(self.client.fetch_openapi(endpoint_id), timeout=SCHEMA_TIMEOUT)

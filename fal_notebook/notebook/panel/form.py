@@ -1,0 +1,291 @@
+"""The panel's form: a model picker and one control per input field, generated from the model's schema.
+
+    form = SchemaForm("nano-banana-pro", on_submit=lambda model, args, n: [jobs.submit(model, args)])
+    display(form.widget)
+
+Every edit re-checks the input with the catalogue's own validation (no upload, no video probe, no network),
+puts each problem next to its field and keeps **Submit** disabled while any remain. **Submit** (or Ctrl/Cmd+
+Enter in the prompt) hands ``(model, values, count)`` to ``on_submit`` and does nothing else: the runtime
+sends, stores and follows the jobs.
+
+Parameters: ``model`` (endpoint id or alias; None shows only the picker); ``models`` lists the catalogue the
+picker searches (bundled + registered by default; the panel may pass fal's whole catalogue); ``on_submit``
+receives the model id, the JSON-ready arguments and the count; ``spec`` turns a model id into its
+``ModelSpec`` (default: bundled, cached, or fetched once from fal's OpenAPI route by the job manager).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import ipywidgets as W
+
+from ... import catalog
+from ...catalog import ModelSpec
+from ...catalog.validate import validate
+from ...errors import FalError, Problem, UnknownModelError, ValidationError
+from ...views.html import esc
+from .field_groups import ArrayField, close_tree, make_field
+from .field_media import MediaInput
+from .fields import UNSET, Field
+
+__all__ = ["SchemaForm", "default_models", "default_spec", "submit_jobs", "MAX_COUNT"]
+
+log = logging.getLogger("fal_notebook")
+
+MAX_COUNT = 10  # variations per Submit: each is a paid request
+
+
+def default_models() -> list[ModelSpec]:
+    """The models the picker searches: bundled plus those registered this session."""
+    return catalog.models()
+
+
+def default_spec(model: str) -> ModelSpec:
+    """Bundled or registered at once; otherwise the job manager's cache or one fetch of fal's OpenAPI doc."""
+    try:
+        return catalog.get(model)
+    except UnknownModelError:
+        from ...jobs import manager
+
+        return manager().model_spec(model)
+
+
+def submit_jobs(model: str, arguments: dict, count: int) -> list[Any]:
+    """What Submit does without an ``on_submit``: ``count`` jobs through the runtime (returns at once)."""
+    from ...jobs import submit
+
+    return [submit(model, arguments) for _ in range(count)]
+
+
+def _top(field_path: str) -> str:
+    return re.split(r"[.\[]", field_path, maxsplit=1)[0]
+
+
+class SchemaForm:
+    """A form for one model at a time; see the module docstring."""
+
+    def __init__(self, model: str | None = None, *, models: Callable[[], list[ModelSpec]] | None = None,
+                 on_submit: Callable[[str, dict, int], Any] | None = None,
+                 spec: Callable[[str], ModelSpec] | None = None, max_count: int = MAX_COUNT) -> None:
+        self._models = models or default_models
+        self._spec_for = spec or default_spec
+        self.on_submit = on_submit
+        self.spec: ModelSpec | None = None
+        self.fields: dict[str, Field] = {}
+        self._extra: dict[str, Any] = {}  # loaded arguments no field shows (kept, sent as they were)
+        self._problems: list[Problem] = []
+        self._building = False
+        self.picker = W.Combobox(placeholder="Search models… (id or alias, Enter to load)", options=(),
+                                 ensure_option=False, continuous_update=False, description="model",
+                                 tooltip="The fal model this form sends to", layout=W.Layout(width="60%"),
+                                 style={"description_width": "150px"})
+        self.picker.observe(self._picked, names="value")
+        self.title = W.HTML("")
+        self.main = W.VBox([], layout=W.Layout(width="100%"))
+        self.more_box = W.VBox([], layout=W.Layout(width="100%"))
+        self.more = W.Accordion(children=[self.more_box], titles=("More options",), selected_index=None)
+        self.count_input = W.BoundedIntText(value=1, min=1, max=max_count, description="Variations",
+                                            tooltip=f"How many requests to send (1–{max_count})",
+                                            style={"description_width": "150px"}, layout=W.Layout(width="260px"))
+        self.submit_button = W.Button(description="Submit", button_style="primary", icon="paper-plane",
+                                      disabled=True, tooltip="Send the request(s) (Ctrl+Enter in the prompt)")
+        self.submit_button.on_click(lambda _b: self.submit())
+        self.estimate = W.HTML("", layout=W.Layout(margin="0 0 0 8px"))
+        self.estimate.add_class("fal-form-estimate")
+        self.status = W.HTML("")
+        self.status.add_class("fal-form-status")
+        self.widget = W.VBox([
+            W.HBox([self.picker, self.title]), self.main, self.more,
+            W.HBox([self.count_input, self.submit_button, self.estimate]), self.status,
+        ], layout=W.Layout(width="100%"))
+        self.widget.add_class("fal-form")
+        self.refresh_models()
+        if model is not None:
+            self.model = model
+
+    # -- the model --------------------------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        """Re-read the catalogue the picker searches."""
+        try:
+            specs = self._models()
+        except Exception as exc:  # an injected lister (fal's platform API) may fail; keep what we had
+            log.warning("listing models for the form failed: %s", exc)
+            return
+        self._known = {s.id: s for s in specs}
+        self.picker.options = tuple(self._known)
+
+    @property
+    def model(self) -> str | None:
+        return self.spec.id if self.spec is not None else None
+
+    @model.setter
+    def model(self, model: str) -> None:
+        spec = self._known.get(model) or self._spec_for(model)
+        self._build(spec)
+
+    def _picked(self, change: Any) -> None:
+        if self._building:
+            return
+        text = str(change["new"]).strip()
+        if not text or text == self.model:
+            return
+        try:
+            self.model = text
+        except FalError as exc:  # an unknown id: say so, keep the current form
+            self._say(str(exc), error=True)
+
+    def _build(self, spec: ModelSpec) -> None:
+        self._building = True
+        try:
+            old = list(self.fields.values())
+            self.spec, self._extra = spec, {}
+            self.fields = {name: make_field(name, prop, required=name in spec.required,
+                                            media=self._media_of(spec)) for name, prop in spec.properties.items()}
+            main = [f for name, f in self.fields.items() if self._is_main(spec, name)]
+            self.main.children = [f.widget for f in main]
+            self.more_box.children = [f.widget for f in self.fields.values() if f not in main]
+            self.more.layout.display = "block" if self.more_box.children else "none"
+            self.more.selected_index = None
+            for f in self.fields.values():
+                f.watch(self._changed)
+            prompt = self.fields.get("prompt")
+            if prompt is not None and hasattr(prompt, "area"):
+                prompt.area.on_submit(self.submit)
+            self.picker.value = spec.id
+            self.title.value = (f"<b>{esc(spec.title)}</b> <span style='opacity:.7'>{esc(spec.category)}</span>")
+            self._say("")
+        finally:
+            self._building = False
+        for f in old:
+            close_tree(f.widget)
+        self._changed()
+
+    @staticmethod
+    def _media_of(spec: ModelSpec) -> Callable[[str], Any]:
+        return lambda path: spec.media_fields.get(path)
+
+    @staticmethod
+    def _is_main(spec: ModelSpec, name: str) -> bool:
+        return name in spec.required or name == "prompt" or any(_top(path) == name for path in spec.media_fields)
+
+    # -- values and problems ----------------------------------------------------------------------------
+    def values(self) -> dict[str, Any]:
+        """The arguments to send: what the user set, plus required fields (JSON-ready)."""
+        out = dict(self._extra)
+        for name, f in self.fields.items():
+            value = f.get()
+            if value is not UNSET and (f.required or f.touched):
+                out[name] = value
+        return out
+
+    @property
+    def count(self) -> int:
+        return int(self.count_input.value)
+
+    @count.setter
+    def count(self, value: int) -> None:
+        self.count_input.value = max(self.count_input.min, min(self.count_input.max, int(value)))
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self._problems)
+
+    def _check(self) -> list[Problem]:
+        if self.spec is None:
+            return [Problem("model", "no model chosen", "pick one in the model box")]
+        found = [Problem(name, text) for name, f in self.fields.items()
+                 for text in getattr(f, "own_problems", lambda: [])()]
+        try:
+            validate(self.spec, self.values(), local_files=True, probe_videos=False)
+        except ValidationError as exc:
+            found += list(exc.problems)
+        except FalError as exc:
+            found.append(Problem("(input)", str(exc)))
+        return found
+
+    def _changed(self) -> None:
+        if self._building:
+            return
+        self._problems = self._check()
+        by_field: dict[str, list[str]] = {}
+        for p in self._problems:
+            top = _top(p.field)
+            text = str(p) if p.field != top else (f"{p.message} (allowed: {p.allowed})" if p.allowed else p.message)
+            by_field.setdefault(top if top in self.fields else "", []).append(text)
+        for name, f in self.fields.items():
+            f.show_problems(by_field.get(name, []))
+        self.submit_button.disabled = bool(self._problems)
+        general = by_field.get("", [])
+        if general:
+            self._say("; ".join(general), error=True)
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def submit(self) -> Any:
+        """What **Submit** does: hand ``(model, values, count)`` to ``on_submit`` when nothing is wrong."""
+        self._changed()
+        if self._problems or self.spec is None:
+            self._say(f"{len(self._problems)} problem(s) to fix before submitting", error=True)
+            return None
+        handler = self.on_submit or submit_jobs
+        try:
+            result = handler(self.spec.id, self.values(), self.count)
+        except FalError as exc:
+            self._say(str(exc), error=True)
+            return None
+        self._say(f"submitted {self.count} request(s) to {self.spec.id}")
+        return result
+
+    def load(self, model: str, arguments: Mapping[str, Any]) -> None:
+        """**Reuse settings**: show ``model`` with ``arguments`` filled in (others back to their defaults)."""
+        self._build(self._known.get(model) or self._spec_for(model))
+        self._building = True
+        try:
+            for name, value in arguments.items():
+                if name in self.fields:
+                    self.fields[name].set(value)
+                else:
+                    self._extra[name] = value
+        finally:
+            self._building = False
+        if any(name not in self.main_fields() for name in arguments if name in self.fields):
+            self.more.selected_index = 0
+        self._changed()
+
+    def main_fields(self) -> list[str]:
+        return [name for name, f in self.fields.items() if f.widget in self.main.children]
+
+    def put_media(self, url: str, kind: str) -> str | None:
+        """**Use as input**: put ``url`` into the current model's field for ``kind`` ("image"/"video") and
+        return the field's name; None when no field takes it (the panel may offer an edit model then)."""
+        for name, f in sorted(self._media_fields(kind), key=lambda nf: (not nf[1].required, nf[1].get() is not UNSET)):
+            if isinstance(f, ArrayField):
+                if f.put_media(url):
+                    return name
+            else:
+                f.set(url)
+                return name
+        return None
+
+    def _media_fields(self, kind: str) -> list[tuple[str, Field]]:
+        out = []
+        for name, f in self.fields.items():
+            if isinstance(f, MediaInput) and f.kind == kind:
+                out.append((name, f))
+            elif isinstance(f, ArrayField) and f.kind == kind:
+                out.append((name, f))
+        return out
+
+    def set_estimate(self, text: str) -> None:
+        """Show a price estimate next to **Submit** (plain text; escaped)."""
+        self.estimate.value = f"<span style='opacity:.8'>{esc(text)}</span>" if text else ""
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        color = "#b3261e" if error else "inherit"
+        self.status.value = f"<span style='color:{color}'>{esc(text)}</span>" if text else ""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
