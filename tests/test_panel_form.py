@@ -253,8 +253,10 @@ def test_model_list_is_injectable() -> None:
     from fal_notebook import catalog
 
     form = SchemaForm(models=lambda: [catalog.get("flux-dev"), catalog.get("kling-i2v")])
-    assert form.picker.options == (FLUX, KLING_I2V) and form.model is None
-    assert form.submit() is None
+    assert form.picker.options == (FLUX, KLING_I2V) and form.model == FLUX  # no model given: the first listed
+    assert SchemaForm().model == NBP
+    empty = SchemaForm(models=list, on_submit=Recorder())
+    assert empty.model is None and empty.submit() is None and empty.on_submit.calls == []
 
 
 # -- against the emulator ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ puts each problem next to its field and keeps **Submit** disabled while any rema
 Enter in the prompt) hands ``(model, values, count)`` to ``on_submit`` and does nothing else: the runtime
 sends, stores and follows the jobs.
 
-Parameters: ``model`` (endpoint id or alias; None shows only the picker); ``models`` lists the catalogue the
+Parameters: ``model`` (endpoint id or alias; None: nano-banana-pro, or the first model listed); ``models`` lists the catalogue the
 picker searches (bundled + registered by default; the panel may pass fal's whole catalogue); ``on_submit``
 receives the model id, the JSON-ready arguments and the count; ``spec`` turns a model id into its
 ``ModelSpec`` (default: bundled, cached, or fetched once from fal's OpenAPI route by the job manager).
@@ -32,11 +32,12 @@ from .field_groups import ArrayField, close_tree, make_field
 from .field_media import MediaInput
 from .fields import UNSET, Field
 
-__all__ = ["SchemaForm", "default_models", "default_spec", "submit_jobs", "MAX_COUNT"]
+__all__ = ["SchemaForm", "default_models", "default_spec", "submit_jobs", "MAX_COUNT", "DEFAULT_MODEL"]
 
 log = logging.getLogger("fal_notebook")
 
 MAX_COUNT = 10  # variations per Submit: each is a paid request
+DEFAULT_MODEL = "fal-ai/nano-banana-pro"  # what a form opened without a model shows, when the catalogue has it
 
 
 def default_models() -> list[ModelSpec]:
@@ -104,6 +105,8 @@ class SchemaForm:
         ], layout=W.Layout(width="100%"))
         self.widget.add_class("fal-form")
         self.refresh_models()
+        if model is None and self._known:
+            model = DEFAULT_MODEL if DEFAULT_MODEL in self._known else next(iter(self._known))
         if model is not None:
             self.model = model
 
