@@ -61,17 +61,16 @@ class SchemaForm:
                 return name
         return None
 
-    def submit(self) -> None:
+    def submit(self) -> Any:
         from ...catalog.validate import validate
 
         try:
             validate(self._model, self.values(), probe_videos=False)
         except FalError as exc:
             self.problems = [str(exc)]
-            return
+            return None
         self.problems = []
-        if self.on_submit is not None:
-            self.on_submit(self._model, self.values(), self.count)
+        return self.on_submit(self._model, self.values(), self.count) if self.on_submit else None
 
     def set_estimate(self, text: str) -> None:
         self.estimate.value = text

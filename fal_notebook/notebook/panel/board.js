@@ -20,6 +20,10 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+function fill(node, ...children) { // replaceChildren would turn a null into the text "null"
+  node.replaceChildren(...children.filter(Boolean));
+}
+
 function httpUrl(value) {
   return typeof value === "string" && /^https?:\/\//i.test(value) && !/\s/.test(value) ? value : "";
 }
@@ -104,10 +108,11 @@ function render({ model, el: root }) {
     const jobs = model.get("jobs") || [];
     for (const rec of jobs) received.set(rec.id, now);
     jobList.replaceChildren(...jobs.map((rec) => {
-      const facts = [];
-      if (rec.queue !== null && rec.queue !== undefined) facts.push(`queue position ${rec.queue}`);
-      const bar = rec.progress === null || rec.progress === undefined ? null
-        : el("progress", { max: "1", value: String(rec.progress), "aria-label": "progress" });
+      const where = rec.progress !== null && rec.progress !== undefined
+        ? el("progress", { max: "1", value: String(rec.progress), "aria-label": "progress",
+          title: `${Math.round(rec.progress * 100)}%` })
+        : el("span", { class: "fal-facts",
+          text: rec.queue !== null && rec.queue !== undefined ? `queue position ${rec.queue}` : "" });
       const cancel = LIVE.has(rec.state)
         ? el("button", { class: "fal-cancel", type: "button", text: "Cancel",
           onclick: () => send("cancel", { id: rec.id }) })
@@ -116,11 +121,10 @@ function render({ model, el: root }) {
         badge(rec.state),
         el("span", { class: "fal-model", text: rec.model }),
         el("span", { class: "fal-prompt", text: rec.prompt, title: rec.prompt }),
-        el("span", { class: "fal-facts", text: facts.join(" · ") }),
-        bar,
+        where,
         el("span", { class: "fal-elapsed", "data-id": rec.id, text: seconds(elapsedOf(rec)) }),
         el("span", { class: "fal-log", text: rec.log, title: rec.log }),
-        cancel);
+        cancel || el("span"));
     }));
     if (!jobs.length) jobList.append(el("div", { class: "fal-empty", text: "No jobs yet: fill the form and Submit." }));
   }
@@ -196,7 +200,7 @@ function render({ model, el: root }) {
     if (!thumbs.has(d.id)) send("thumbs", { ids: [d.id] });
     const button = (label, type, cls) => el("button", { type: "button", class: cls, text: label,
       onclick: () => send(type, { id: d.id }) });
-    detail.replaceChildren(
+    fill(detail,
       preview,
       el("div", { class: "fal-title" }, badge(d.state), el("b", { text: ` ${d.model}` })),
       d.prompt ? el("div", { class: "fal-prompt-full", text: d.prompt }) : null,
@@ -231,7 +235,7 @@ function render({ model, el: root }) {
       el("th", { text: row.field }), ...row.values.map((v) => el("td", { text: v }))));
     const missing = ids.filter((id) => !thumbs.has(id));
     if (missing.length) send("thumbs", { ids: missing });
-    compare.replaceChildren(
+    fill(compare,
       el("div", { class: "fal-head" }, el("b", { text: "Compare" }),
         el("button", { type: "button", class: "fal-clear", text: "Clear", onclick: () => send("clear_compare") })),
       el("table", { class: "fal-compare-table" }, head, ...rows));

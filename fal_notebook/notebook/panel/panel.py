@@ -23,7 +23,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from ...errors import FalError, one_line
+from ...errors import FalError, UsageError, one_line
 from ...views.card_data import thumbnail_uri
 from .board import MESSAGES, Board
 from .records import comparison_of, detail_of, job_record, media_of, model_for_media, reusable, short_model
@@ -38,6 +38,7 @@ JOB_LIST_LIMIT = 100  # this notebook's newest jobs in the job list
 COMPARE_LIMIT = 4
 THUMB_SIDE, THUMB_BYTES = 320, 24_000  # a gallery tile / the detail preview (a JPEG data URI ≤ ~32 KB)
 SNAPSHOT_SIDE, SNAPSHOT_BYTES = 128, 8_000
+SUBMIT_TIMEOUT = 120.0  # Panel.submit(): storing the jobs (and fetching an unknown model's schema)
 IDS_PER_REQUEST = 100  # thumbnails answered per message from the view
 _pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -129,6 +130,20 @@ class Panel:
         self.widget.close()
 
     # -- actions (call on the kernel's thread; the board's messages land here) ----------------------------
+    def submit(self, timeout: float | None = SUBMIT_TIMEOUT) -> list[Any]:
+        """Press **Submit** from code: the new jobs, once stored (they run in the background).
+
+        Raises ``UsageError`` listing the form's problems (nothing is sent), or the submit's own error.
+        """
+        pending = self.form.submit()
+        if pending is None:
+            problems = "; ".join(str(p) for p in self.form.problems) or "the form was not submitted"
+            raise UsageError(f"nothing was sent: {problems}")
+        submitted = pending.result(timeout)
+        if not submitted:
+            raise UsageError(f"nothing was sent: {self.board.notice}")
+        return submitted
+
     def reuse(self, ref: Any) -> None:
         """Fill the form with a job's model and inputs (**Reuse settings**)."""
         job = self._job(ref)
@@ -335,7 +350,8 @@ class Panel:
     def _draw_detail(self) -> None:
         chosen = [i for i in self.board.selected if i in self._known]
         self.board.detail = detail_of(self._known[chosen[-1]]) if chosen else {}
-        self.board.offer = {}
+        if self.board.offer.get("id") not in chosen:  # an offer made for another result no longer applies
+            self.board.offer = {}
 
     def _draw_comparison(self) -> None:
         jobs = [self._known[i] for i in self._comparing if i in self._known]

@@ -1,0 +1,126 @@
+"""The panel in real JupyterLab and Debian's headless chromium: type a prompt, pick an enum value, click **Submit**,
+see the picture arrive in the gallery, select it, press **Reuse settings** (by keyboard) and see the form filled.
+
+Then the notebook is saved from the browser: the panel's output keeps the static snapshot next to the widget
+view, with the result's thumbnail. Needs ``/usr/bin/chromium`` (skipped without it unless
+``FAL_NOTEBOOK_REQUIRE_BROWSER=1``). The screenshot goes to docs/panel.png when
+``FAL_NOTEBOOK_UPDATE_SCREENSHOT=1`` or when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
+from test_browser import KERNEL_READY_JS, save_screenshot
+
+from fal_notebook.emulator import EmulatorServer
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "docs" / "panel.png"
+NOTEBOOK = "panel.ipynb"
+PROMPT = "a red fox in the snow, watercolour"
+CELLS = ["import fal_notebook\n%load_ext fal_notebook",
+         "panel = fal_notebook.panel('nano-banana-pro')\npanel"]
+THUMB_LOADED_JS = """(area) => [...area.querySelectorAll('.fal-tile img')]
+  .some(i => i.complete && i.naturalWidth > 0 && i.src.startsWith('data:image/jpeg'))"""
+VALUE_JS = """([el, value]) => el.value === value"""
+TEXT_JS = """([area, text]) => area.innerText.includes(text)"""
+
+
+def make_notebook(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in CELLS]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_panel_submit_gallery_select_and_reuse_in_jupyterlab(tmp_path, monkeypatch):
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    make_notebook(nb_dir / NOTEBOOK)
+    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        monkeypatch.setenv(name, str(tmp_path / "user-home" / sub))
+    with EmulatorServer(scenario="fast") as server:
+        env = {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "test-id:test-secret",
+               "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "FAL_NOTEBOOK_OUTPUTS": "fal_outputs",
+               "JUPYTER_DATA_DIR": str(tmp_path / "lab" / "data")}
+        proc, lab = start_jupyterlab(nb_dir, tmp_path / "lab", env)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+                try:
+                    page = browser.new_page(viewport={"width": 1280, "height": 1300})
+                    shot = drive(page, lab)
+                finally:
+                    browser.close()
+            sent = [job.arguments for job in server.jobs.values()]
+        finally:
+            stop_process_group(proc)
+    assert sent == [{"prompt": PROMPT, "aspect_ratio": "16:9"}]
+    check_saved(nb_dir / NOTEBOOK)
+    save_screenshot(shot, tmp_path / "panel.png")
+    if os.environ.get("FAL_NOTEBOOK_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
+        shutil.copy(tmp_path / "panel.png", SCREENSHOT)
+
+
+def drive(page, lab: dict) -> bytes:
+    page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK}?reset&token={lab['token']}")
+    page.wait_for_function(KERNEL_READY_JS, timeout=90_000, polling=250)
+    page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); "
+                  "return window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    out = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")
+    prompt = out.locator("textarea.fal-prompt")
+    prompt.wait_for(timeout=60_000)
+    aspect = out.locator(".widget-dropdown", has=page.locator("label", has_text="aspect_ratio")).locator("select")
+    submit = out.get_by_role("button", name="Submit", exact=True)
+
+    prompt.click()
+    prompt.press_sequentially(PROMPT)
+    aspect.select_option("16:9")
+    page.wait_for_function("(b) => !b.disabled", arg=submit.element_handle(), timeout=30_000, polling=100)
+    submit.click()
+    area = out.element_handle()
+    page.wait_for_function(THUMB_LOADED_JS, arg=area, timeout=60_000, polling=200)
+    job_row = out.locator(".fal-job").first
+    assert "COMPLETED" in job_row.inner_text() and "nano-banana-pro" in job_row.inner_text()
+
+    # change the form, then bring the result's settings back by keyboard alone
+    prompt.fill("something else")
+    aspect.select_option("1:1")
+    tile = out.locator(".fal-tile").first
+    tile.focus()
+    page.keyboard.press("Enter")  # a tile is a button: Enter selects it
+    reuse = out.get_by_role("button", name="Reuse settings", exact=True)
+    reuse.wait_for(timeout=30_000)
+    assert tile.get_attribute("aria-pressed") == "true"
+    for label in ("Use as input", "Compare"):
+        assert out.get_by_role("button", name=label, exact=True).count() == 1
+    reuse.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(VALUE_JS, arg=[prompt.element_handle(), PROMPT], timeout=30_000, polling=100)
+    page.wait_for_function(VALUE_JS, arg=[aspect.element_handle(), "16:9"], timeout=30_000, polling=100)
+    page.wait_for_function(TEXT_JS, arg=[area, "are in the form"], timeout=30_000, polling=100)
+    out.locator(".fal-detail img.fal-preview").wait_for(timeout=30_000)
+    page.mouse.move(0, 0)
+    shot = out.screenshot(type="png")
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    return shot
+
+
+def check_saved(path: Path) -> None:
+    """Opened without a kernel, the panel's output shows the snapshot (escaped, with the thumbnail)."""
+    nb = nbformat.read(path, as_version=4)
+    (output,) = [o for o in nb.cells[1].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    html = output["data"]["text/html"]
+    assert "fal-panel-snapshot" in html
