@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .errors import ConfigError
+
 __all__ = [
     "ApiKey",
     "Endpoints",
     "Settings",
+    "Limits",
     "find_key",
     "load_settings",
     "origin_of",
@@ -180,6 +183,50 @@ class Endpoints:
         return f"{self.openapi}/api/openapi/queue/openapi.json?endpoint_id={endpoint_id}"
 
 
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number from the environment; a bad value is refused with its name (not silently ignored)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name}={text!r} is not a positive number (default {default:g})")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what a server's answer may cost here: a hostile or broken result must not fill the disk,
+    hang a download or eat the kernel's memory. Each has an environment override (``FAL_NOTEBOOK_…``).
+
+    ``download_mb`` caps one media file; ``download_seconds`` is one file's total deadline (a slow-loris
+    server that trickles a byte at a time is cut off); ``max_outputs`` caps the files downloaded per job (the
+    rest stay as links, the card says "and N more"); ``max_redirects`` bounds a media download's redirect chain.
+    (Thumbnails have their own pixel cap, ``media.THUMB_MAX_PIXELS``.)
+    """
+
+    download_mb: float = 2048.0
+    download_seconds: float = 900.0
+    max_outputs: int = 64
+    max_redirects: int = 5
+
+    @property
+    def download_bytes(self) -> int:
+        return int(self.download_mb * 2**20)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
+        env = os.environ if env is None else env
+        return cls(
+            download_mb=_number(env, "FAL_NOTEBOOK_MAX_DOWNLOAD_MB", cls.download_mb),
+            download_seconds=_number(env, "FAL_NOTEBOOK_DOWNLOAD_SECONDS", cls.download_seconds),
+            max_outputs=int(_number(env, "FAL_NOTEBOOK_MAX_OUTPUTS", cls.max_outputs)),
+        )
+
+
 def _default_home() -> Path:
     from platformdirs import user_data_dir
 
@@ -194,6 +241,7 @@ class Settings:
     endpoints: Endpoints = field(default_factory=Endpoints)
     home: Path = field(default_factory=_default_home)
     outputs: Path = field(default_factory=lambda: Path("fal_outputs"))
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def store_path(self) -> Path:
@@ -214,8 +262,9 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
-    """Read key, endpoints and folders from the environment (``FAL_NOTEBOOK_HOME``, ``FAL_NOTEBOOK_OUTPUTS``)."""
+    """Read key, endpoints, folders (``FAL_NOTEBOOK_HOME``, ``FAL_NOTEBOOK_OUTPUTS``) and limits from the environment."""
     env = os.environ if env is None else env
     home = Path(env["FAL_NOTEBOOK_HOME"]).expanduser() if env.get("FAL_NOTEBOOK_HOME") else _default_home()
     outputs = Path(env.get("FAL_NOTEBOOK_OUTPUTS") or "fal_outputs").expanduser()
-    return Settings(key=find_key(env, cwd), endpoints=Endpoints.from_env(env), home=home, outputs=outputs)
+    return Settings(key=find_key(env, cwd), endpoints=Endpoints.from_env(env), home=home, outputs=outputs,
+                    limits=Limits.from_env(env))

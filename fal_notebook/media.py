@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem, UploadError, ValidationError
+from .errors import FalError, Problem, UploadError, ValidationError
 
 __all__ = [
     "VideoInfo",
@@ -27,7 +27,9 @@ __all__ = [
     "to_data_uri",
     "video_to_data_uri",
     "thumbnail_jpeg",
+    "THUMB_MAX_PIXELS",
     "safe_filename",
+    "is_web_url",
     "guess_content_type",
     "data_uri_type",
     "sniff_suffix",
@@ -98,6 +100,15 @@ def sniff_suffix(data: bytes) -> str:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return ".webp"
     return ".mp4" if data[4:8] == b"ftyp" else ""
+
+
+def is_web_url(url: object) -> bool:
+    """True for an absolute ``http(s)://host/…`` URL: the only kind that is ever followed, downloaded or made a
+    link (a server's ``javascript:``, ``file:`` or ``data:text/html`` URL must never become either)."""
+    if not isinstance(url, str) or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return False
+    scheme, sep, rest = url.partition("://")
+    return bool(sep) and scheme.lower() in ("http", "https") and bool(rest.split("/", 1)[0].strip("@:"))
 
 
 def safe_filename(name: str, default: str = "file", max_length: int = 120) -> str:
@@ -234,6 +245,9 @@ def video_to_data_uri(path: str | os.PathLike, limits: VideoLimits | None = None
     return to_data_uri(path, max_bytes=max_bytes)
 
 
+THUMB_MAX_PIXELS = 64_000_000  # decoding this much RGBA takes 256 MB; beyond it there is no thumbnail
+
+
 def _open_image(src: Any) -> Any:
     from PIL import Image
 
@@ -244,13 +258,59 @@ def _open_image(src: Any) -> Any:
     return Image.open(Path(src).expanduser())
 
 
-def thumbnail_jpeg(src: Any, max_side: int = 512, max_bytes: int = 80_000) -> bytes:
-    """A JPEG no larger than ``max_side`` px and ``max_bytes`` bytes (quality first, then size, goes down),
-    small enough to embed in a notebook's static HTML without bloating it."""
+def _too_big(width: int, height: int, max_pixels: int) -> FalError:
+    return FalError(f"no thumbnail: the image is {width}×{height} px ({width * height / 1e6:.0f} MP), above the "
+                    f"{max_pixels / 1e6:g} MP limit for thumbnails")
+
+
+def _reduce_in_strips(image: Any, factor: int) -> Any:
+    """``image`` box-reduced by ``factor``, a strip of rows at a time: Pillow's own ``reduce``/``resize`` of an
+    RGBA or palette image first converts the whole image (another full-size copy), a strip costs only its own
+    rows."""
     from PIL import Image
 
-    image = _open_image(src)
-    image.load()
+    mode = {"P": "RGBA", "PA": "RGBA", "1": "L"}.get(image.mode, image.mode)
+    width, height = image.size
+    rows = factor * max(1, 256 // factor)
+    out = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        part = image.crop((0, top, width, min(height, top + rows)))
+        if part.mode != mode:
+            part = part.convert(mode)
+        out.paste(part.reduce(factor) if factor > 1 else part, (0, top // factor))
+    return out
+
+
+def thumbnail_jpeg(src: Any, max_side: int = 512, max_bytes: int = 80_000,
+                   max_pixels: int = THUMB_MAX_PIXELS) -> bytes:
+    """A JPEG no larger than ``max_side`` px and ``max_bytes`` bytes (quality first, then size, goes down),
+    small enough to embed in a notebook's static HTML without bloating it.
+
+    Memory stays bounded: the size is read from the header and an image above ``max_pixels`` is refused
+    (``FalError``) before any pixel is decoded; a JPEG is decoded already scaled down (``draft``), and every
+    conversion happens on the small copy, never on the full-size image."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides
+            image = _open_image(src)
+    except Image.DecompressionBombError as exc:
+        raise FalError(f"no thumbnail: {exc}") from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        raise _too_big(width, height, max_pixels)
+    if image.format == "JPEG":
+        image.draft("RGB", (max_side, max_side))  # DCT scaling: decodes 1/2, 1/4 or 1/8 of the pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image.load()
+    if max(image.size) > max_side:
+        factor = max(1, max(image.size) // (2 * max_side))  # box-reduce to ≥ 2× the target, then resample
+        image = _reduce_in_strips(image, factor)
+        image.thumbnail((max_side, max_side))
     if image.mode not in ("RGB", "L"):
         rgba = image.convert("RGBA")
         image = Image.new("RGB", rgba.size, "white")

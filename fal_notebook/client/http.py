@@ -29,7 +29,12 @@ from ..errors import (
 )
 from .retry import is_ingress_error
 
-__all__ = ["translate_errors", "error_from_response", "format_detail", "response_json", "redact"]
+__all__ = ["translate_errors", "error_from_response", "format_detail", "response_json", "redact", "loads",
+           "MAX_JSON_DEPTH"]
+
+# fal's answers nest a few levels (a result's images, a 422's detail list); anything past this is hostile or
+# broken, and walking it (media search, the store's JSON, a card) would hit Python's recursion limit.
+MAX_JSON_DEPTH = 64
 
 KEY_HELP = (
     "Check FAL_KEY: it must be 'key_id:key_secret' from https://fal.ai/dashboard/keys, without quotes or a "
@@ -77,10 +82,41 @@ def translate_errors(what: str, *, timeout: float | None = None, secret: str | N
         raise TransportError(redact(f"{what} failed: {type(exc).__name__}: {exc}", secret)) from exc
 
 
-def response_json(response: httpx.Response) -> Any:
-    """The JSON body, or ``None`` when the body is not JSON (an nginx page, an empty answer)."""
+def _depth_ok(value: Any, limit: int) -> bool:
+    """Iteratively (no recursion) check that ``value`` nests at most ``limit`` containers deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return False
+            stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return True
+
+
+def loads(data: str | bytes, *, what: str = "fal's answer") -> Any:
+    """``json.loads`` that refuses JSON nested deeper than :data:`MAX_JSON_DEPTH` with a clear
+    ``RequestError`` (Python's own parser raises RecursionError far deeper, after using the stack);
+    ``ValueError`` when it is not JSON, as ``json.loads``."""
     try:
-        return json.loads(response.content or b"null")
+        value = json.loads(data)
+    except RecursionError:
+        value, ok = None, False
+    else:
+        ok = _depth_ok(value, MAX_JSON_DEPTH)
+    if not ok:
+        raise RequestError(f"{what} is JSON nested more than {MAX_JSON_DEPTH} levels deep; refusing it "
+                           "(fal's answers are a few levels deep: this is a broken or hostile server)")
+    return value
+
+
+def response_json(response: httpx.Response) -> Any:
+    """The JSON body, or ``None`` when the body is not JSON (an nginx page, an empty answer). JSON nested
+    absurdly deep raises ``RequestError``."""
+    try:
+        return loads(response.content or b"null")
     except ValueError:
         return None
 

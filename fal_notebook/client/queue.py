@@ -28,11 +28,13 @@ import httpx
 
 from .._portal import Portal, get_portal
 from ..config import Settings
-from ..errors import NotFoundError, RequestError, TransportError, UnknownModelError
+from ..errors import FalTimeoutError, NotFoundError, RequestError, TransportError, UnknownModelError
+from ..media import is_web_url
 from .http import response_json, translate_errors
+from .redirects import open_media
 from .retry import RetryPolicy
 from .session import DEFAULT_TIMEOUT, HttpSession
-from .sse import StreamUnavailable, sse_statuses
+from .sse import STREAM_READ_TIMEOUT, StreamUnavailable, sse_statuses
 from .wire import RequestHandle, Status, normalize_endpoint_id
 
 __all__ = ["AsyncQueueClient", "QueueClient", "RequestHandle", "RetryPolicy", "Status", "DEFAULT_TIMEOUT"]
@@ -66,7 +68,15 @@ def _submit_headers(
 
 def _media_what(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
-    return f"download of {parts.scheme}://{parts.netloc}{parts.path}"
+    return f"download of {parts.scheme}://{parts.netloc}{parts.path[:200]}"
+
+
+def _web(url: str, what: str) -> str:
+    """``url`` when it is http(s); a ``RequestError`` otherwise. A stored or hostile ``status_url`` such as
+    ``file:///…`` or ``ftp://…`` is never followed (and so never polled for ever)."""
+    if not is_web_url(url):
+        raise RequestError(f"{what}: refusing to follow {str(url)[:80]!r}: only http(s) URLs are followed")
+    return url
 
 
 class AsyncQueueClient:
@@ -89,6 +99,8 @@ class AsyncQueueClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.session = HttpSession(settings, transport=transport, timeout=timeout, retry=retry)
+        # seconds a status stream may go without a status event (pings do not count) before polling takes over
+        self.stream_silence = STREAM_READ_TIMEOUT
 
     @property
     def settings(self) -> Settings:
@@ -149,10 +161,11 @@ class AsyncQueueClient:
 
     async def status(self, handle: RequestHandle, *, logs: bool = True) -> Status:
         """One status reading (202 while pending, 200 when COMPLETED; both accepted)."""
+        what = f"status of request {handle.request_id}"
         body = await self._json(
             "GET",
-            handle.status_url,
-            what=f"status of request {handle.request_id}",
+            _web(handle.status_url, what),
+            what=what,
             params={"logs": "1" if logs else "0"},
         )
         return Status.from_json(body)
@@ -176,7 +189,9 @@ class AsyncQueueClient:
         ``poll_fallback=False`` the iteration just ends there, for callers that poll at their own pace."""
         last: Status | None = None
         try:
-            async with contextlib.aclosing(sse_statuses(self.session, handle, logs=logs)) as statuses:
+            _web(handle.status_url, f"status stream of request {handle.request_id}")
+            statuses = sse_statuses(self.session, handle, logs=logs, silence=self.stream_silence)
+            async with contextlib.aclosing(statuses):
                 async for status in statuses:
                     last = status
                     yield status
@@ -191,8 +206,8 @@ class AsyncQueueClient:
         """The output of a COMPLETED request. A failed request raises ``JobFailedError`` with fal's detail and
         error_type; a result past fal's retention raises ``ResultExpiredError``."""
         what = f"result of {handle.endpoint_id} request {handle.request_id}"
-        response = await self.session.send("GET", handle.response_url, what=what, api=True, idempotent=True,
-                                           kind="result")
+        response = await self.session.send("GET", _web(handle.response_url, what), what=what, api=True,
+                                           idempotent=True, kind="result")
         body = response_json(response)
         if not isinstance(body, dict):
             raise RequestError(f"result of request {handle.request_id} is not a JSON object", detail=body)
@@ -204,10 +219,11 @@ class AsyncQueueClient:
 
     async def cancel(self, handle: RequestHandle) -> str:
         """Ask fal to cancel: ``CANCELLATION_REQUESTED``, or ``ALREADY_COMPLETED`` (fal's 400)."""
+        what = f"cancel of request {handle.request_id}"
         response = await self.session.send(
             "PUT",
-            handle.cancel_url,
-            what=f"cancel of request {handle.request_id}",
+            _web(handle.cancel_url, what),
+            what=what,
             api=True,
             idempotent=True,
             accept=(400,),
@@ -220,14 +236,21 @@ class AsyncQueueClient:
 
     async def download(self, url: str, dest: Path) -> Path:
         """Save a media URL (or a ``data:`` URI from ``sync_mode``) to ``dest``: streamed to a temporary file
-        in the same folder, then renamed, so a broken download never leaves a half file. No key is sent."""
+        in the same folder, then renamed, so a broken download never leaves a half file. No key is sent.
+
+        Only http(s) URLs are fetched, redirects only to public http(s) hosts (or the same host); the file
+        may not exceed ``settings.limits.download_mb`` and must arrive within ``download_seconds`` in all."""
         dest = Path(dest)
+        if not url.startswith("data:"):
+            _web(url, _media_what(url) if "://" in url else "download")
         dest.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
         try:
             with os.fdopen(handle, "wb") as out:
                 if url.startswith("data:"):
-                    out.write(_decode_data_uri(url))
+                    data = _decode_data_uri(url)
+                    self._check_size(len(data), url)
+                    out.write(data)
                 else:
                     await self._stream_to(url, out)
             os.replace(tmp_name, dest)
@@ -236,18 +259,39 @@ class AsyncQueueClient:
             raise
         return dest
 
+    def _check_size(self, size: int, url: str) -> None:
+        limit = self.settings.limits.download_bytes
+        if size > limit:
+            raise TransportError(
+                f"{_media_what(url) if '://' in url else 'download'}: more than {limit // 2**20} MB "
+                f"(FAL_NOTEBOOK_MAX_DOWNLOAD_MB); stopped, nothing kept"
+            )
+
     async def _stream_to(self, url: str, out: Any) -> None:
+        limits = self.settings.limits
         what = _media_what(url)
-        response = await self.session.send(
-            "GET", url, what=what, api=False, idempotent=True, stream=True, headers={"Accept": "*/*"},
-            follow_redirects=True,
-        )
         try:
-            with translate_errors(what):
-                async for chunk in response.aiter_bytes(_CHUNK):
-                    out.write(chunk)
-        finally:
-            await response.aclose()
+            async with asyncio.timeout(limits.download_seconds):
+                response = await open_media(self.session, url, what=what, max_redirects=limits.max_redirects)
+                try:
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit():
+                        self._check_size(int(declared), url)
+                    written = 0
+                    with translate_errors(what):
+                        async for chunk in response.aiter_bytes(_CHUNK):
+                            written += len(chunk)
+                            self._check_size(written, url)
+                            out.write(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            if isinstance(exc, FalTimeoutError):
+                raise
+            raise FalTimeoutError(
+                f"{what}: not finished after {limits.download_seconds:g} s (FAL_NOTEBOOK_DOWNLOAD_SECONDS); "
+                "stopped, nothing kept", timeout=limits.download_seconds,
+            ) from exc
 
     async def fetch_openapi(self, endpoint_id: str) -> dict[str, Any]:
         """fal's per-model OpenAPI document. Public: sent without the key. Unknown model → UnknownModelError."""

@@ -11,7 +11,6 @@ When the stream is not offered (404/405/406, or not ``text/event-stream``) or br
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ import httpx
 from httpx_sse import EventSource
 
 from ..errors import FalError, RequestError, TransportError
-from .http import translate_errors
+from .http import loads, translate_errors
 from .retry import TRANSIENT_STATUS
 from .wire import Status
 
@@ -48,7 +47,7 @@ def stream_url(status_url: str) -> str:
 
 def _parse(data: str) -> dict:
     try:
-        body = json.loads(data)
+        body = loads(data, what="a status stream event")
     except ValueError as exc:
         raise StreamUnavailable(f"the status stream sent something that is not JSON: {data[:80]!r}") from exc
     return body
@@ -83,29 +82,43 @@ async def _open(session: HttpSession, handle: RequestHandle, *, logs: bool, what
 
 
 async def sse_statuses(
-    session: HttpSession, handle: RequestHandle, *, logs: bool = True
+    session: HttpSession, handle: RequestHandle, *, logs: bool = True, silence: float = STREAM_READ_TIMEOUT
 ) -> AsyncIterator[Status]:
-    """Yield one ``Status`` per event (cumulative logs) until COMPLETED; raise ``StreamUnavailable`` when
-    the stream is not there or ends early. Auth errors and other fal answers raise their typed errors."""
+    """Yield one ``Status`` per event (cumulative logs, bounded) until COMPLETED; raise ``StreamUnavailable``
+    when the stream is not there, ends early, or sends no status event for ``silence`` seconds (keep-alive
+    pings alone do not count: a stream that only pings would otherwise be followed for ever). Auth errors and
+    other fal answers raise their typed errors."""
     what = f"status stream of request {handle.request_id}"
     response = await _open(session, handle, logs=logs, what=what)
     try:
         content_type = response.headers.get("content-type", "")
         if response.status_code in NOT_OFFERED or "text/event-stream" not in content_type:
             raise StreamUnavailable(f"HTTP {response.status_code} ({content_type or 'no content type'})")
-        cumulative: list[dict] = []
+        events = EventSource(response).aiter_sse()
+        loop = asyncio.get_running_loop()
+        last: Status | None = None
+        deadline = loop.time() + silence
         try:
             with translate_errors(what, timeout=STREAM_READ_TIMEOUT):
-                async for event in EventSource(response).aiter_sse():
+                while True:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            event = await anext(events)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError as exc:
+                        raise StreamUnavailable(f"no status event for {silence:g} s (only keep-alives)") from exc
                     if not event.data.strip():
                         continue
-                    status = Status.from_json(_parse(event.data), prior_logs=cumulative)
-                    cumulative = status.logs
-                    yield status
-                    if status.done:
+                    last = Status.from_json(_parse(event.data), prior=last, delta=True)
+                    deadline = loop.time() + silence
+                    yield last
+                    if last.done:
                         return
         except FalError as exc:  # a broken connection or a read timeout mid-stream
             raise StreamUnavailable(str(exc)) from exc
+        finally:
+            await events.aclose()
         raise StreamUnavailable("the stream closed before the request completed")
     finally:
         await response.aclose()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import RequestError, UnknownModelError
+from ..media import is_web_url
 
-__all__ = ["RequestHandle", "Status", "split_endpoint_id", "normalize_endpoint_id", "STATES"]
+__all__ = ["RequestHandle", "Status", "split_endpoint_id", "normalize_endpoint_id", "STATES", "LOG_TAIL"]
+
+log = logging.getLogger("fal_notebook")
+# The log lines a Status carries (the newest). fal's list is cumulative and a stream's deltas add up without
+# end: a job that logs for hours must not make every reading copy everything it ever said.
+LOG_TAIL = 1000
 
 STATES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 NAMESPACES = ("workflows", "comfy")
@@ -69,18 +76,20 @@ class RequestHandle:
         if not isinstance(request_id, str) or not request_id:
             raise RequestError(f"submit to {endpoint_id}: the reply has no request_id", detail=body)
         rebuilt = cls.fallback(endpoint_id, request_id, queue_base)
-        return cls(
-            request_id,
-            endpoint_id,
-            body.get("status_url") or rebuilt.status_url,
-            body.get("response_url") or rebuilt.response_url,
-            body.get("cancel_url") or rebuilt.cancel_url,
-        )
+        urls = []
+        for name, fallback in (("status_url", rebuilt.status_url), ("response_url", rebuilt.response_url),
+                               ("cancel_url", rebuilt.cancel_url)):
+            url = body.get(name)
+            if url and not is_web_url(url):  # only http(s) is ever followed; anything else is not fal's
+                log.warning("submit to %s: ignoring a %s that is not http(s): %.80r", endpoint_id, name, url)
+            urls.append(url if is_web_url(url) else fallback)
+        return cls(request_id, endpoint_id, *urls)
 
 
 @dataclass(frozen=True)
 class Status:
-    """One status reading. ``logs`` is always the cumulative list (the SSE stream's deltas are summed).
+    """One status reading. ``logs`` holds the newest :data:`LOG_TAIL` lines of the cumulative list (the SSE
+    stream's deltas are summed) and ``log_count`` how many lines there were in all.
 
     There is no FAILED: a failed request is ``COMPLETED`` with ``error``/``error_type`` set, and its result call
     raises the typed error.
@@ -93,6 +102,7 @@ class Status:
     error: str | None = None
     error_type: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    log_count: int = 0
 
     @property
     def done(self) -> bool:
@@ -108,22 +118,28 @@ class Status:
         return float(value) if isinstance(value, (int, float)) else None
 
     @classmethod
-    def from_json(cls, body: Any, *, prior_logs: list[dict[str, Any]] | None = None) -> Status:
-        """Parse a status body. With ``prior_logs`` the body's logs are a delta appended to them (SSE)."""
+    def from_json(cls, body: Any, *, prior: Status | None = None, delta: bool = False) -> Status:
+        """Parse a status body. With ``delta`` (SSE) the body's logs are new lines added to ``prior``'s; the
+        work per reading is bounded by the new lines and :data:`LOG_TAIL`, never by the whole history."""
         if not isinstance(body, dict) or body.get("status") not in STATES:
             state = body.get("status") if isinstance(body, dict) else None
-            raise RequestError(f"fal sent an unknown request status {state!r}", detail=body)
-        logs = [entry for entry in body.get("logs") or [] if isinstance(entry, dict)]
-        if prior_logs is not None:
-            logs = list(prior_logs) + logs
+            raise RequestError(f"fal sent an unknown request status {str(state)[:80]!r}", detail=None)
+        sent = body.get("logs")
+        sent = sent if isinstance(sent, list) else []
+        new = [entry for entry in sent[-LOG_TAIL:] if isinstance(entry, dict)]
+        count = len(sent)
+        if delta and prior is not None:
+            new = (prior.logs + new)[-LOG_TAIL:] if len(new) < LOG_TAIL else new
+            count += prior.log_count
         position = body.get("queue_position")
         error = body.get("error")
         return cls(
             state=body["status"],
-            queue_position=position if isinstance(position, int) else None,
-            logs=logs,
+            queue_position=position if isinstance(position, int) and not isinstance(position, bool) else None,
+            logs=new,
+            log_count=count,
             metrics=body.get("metrics") if isinstance(body.get("metrics"), dict) else {},
-            error=str(error) if error is not None else None,
-            error_type=body.get("error_type"),
+            error=str(error)[:4000] if error is not None else None,
+            error_type=str(body["error_type"])[:200] if body.get("error_type") is not None else None,
             raw=body,
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JobCancelledError, detail_lines
-from ..media import VIDEO_SUFFIXES, data_uri_type
+from ..media import VIDEO_SUFFIXES, data_uri_type, is_web_url
 from .html import CardData, Media
 
 __all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "options_of", "group_variants", "short_value",
@@ -27,6 +27,7 @@ log = logging.getLogger("fal_notebook")
 THUMB_SIDE = 384
 THUMB_BYTES = 56_000  # base64 adds a third: ≤ ~75 KB per image in the saved notebook
 VALUE_CHARS = 40  # an option value on a card is a reminder, not the full input
+CARD_MEDIA = 24  # tiles on one card; a result with more says "and N more"
 
 
 def state_name(state: Any) -> str:
@@ -97,14 +98,17 @@ def _remote_files(result: dict) -> list[dict]:
     return [f for f in files if isinstance(f.get("url"), str)]
 
 
-def _media(job: Any) -> tuple[Media, ...]:
+def _media(job: Any) -> tuple[tuple[Media, ...], int]:
+    """The tiles (at most :data:`CARD_MEDIA`) and how many more outputs there are."""
     remote = _remote_files(_result(job))
     local = [Path(p) for p in (getattr(job, "files", None) or [])]
     items = []
-    for i in range(max(len(local), len(remote))):
+    total = max(len(local), len(remote))
+    for i in range(min(total, CARD_MEDIA)):
         path = local[i] if i < len(local) else None
         info = remote[i] if i < len(remote) else {}
         url = info.get("url", "")
+        url = url if is_web_url(url) else ""  # a server's javascript:/file: URL is never a link
         name = path.name if path else url.rsplit("/", 1)[-1]
         is_video = Path(name).suffix.lower() in VIDEO_SUFFIXES or str(info.get("content_type", "")).startswith(
             "video/")
@@ -112,8 +116,12 @@ def _media(job: Any) -> tuple[Media, ...]:
         thumb = thumbnail_uri(path) if path else ("" if is_video else url)
         shown = local_href or (str(path) if path else "")  # short when next to the notebook
         items.append(Media("video" if is_video else "image", shown, local_href or url, thumb,
-                           info.get("width"), info.get("height")))
-    return tuple(items)
+                           _int(info.get("width")), _int(info.get("height"))))
+    return tuple(items), total - len(items)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _error(job: Any) -> tuple[str, tuple[str, ...]]:
@@ -201,6 +209,7 @@ def card_data(job: Any, variant: tuple[tuple[str, str], ...] = ()) -> CardData:
     job apart from the others of its group (see :func:`group_variants`); those fields leave the option list."""
     prompt = prompt_of(job)
     error, detail = _error(job)
+    media, more = _media(job)
     return CardData(
         job_id=str(getattr(job, "id", "?")),
         model=str(getattr(job, "model", "")),
@@ -211,7 +220,8 @@ def card_data(job: Any, variant: tuple[tuple[str, str], ...] = ()) -> CardData:
         elapsed=getattr(job, "elapsed", None),
         inference_time=getattr(job, "inference_time", None),
         logs=tuple(str(line) for line in (getattr(job, "logs", None) or ())),
-        media=_media(job),
+        media=media,
+        more_media=more,
         error=error,
         error_detail=detail,
         variant=variant,

@@ -8,11 +8,14 @@ the elements. Every value that came from a user or from fal (prompt, logs, error
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 
 from ..errors import counted
+from ..media import is_web_url
 
-__all__ = ["CardData", "Media", "card_html", "card_text", "progress_text", "esc", "pair_text", "BADGE_COLOURS"]
+__all__ = ["CardData", "Media", "card_html", "card_text", "progress_text", "esc", "pair_text", "safe_link",
+           "BADGE_COLOURS"]
 
 BADGE_COLOURS = {
     "SUBMITTING": "#6b7280",
@@ -66,6 +69,7 @@ class CardData:
     notes: tuple[str, ...] = field(default=())
     variant: tuple[tuple[str, str], ...] = ()  # what tells this job apart in its group: (field, value), ("#", "2 of 3")
     options: tuple[tuple[str, str], ...] = ()  # the other inputs the user chose (not defaults), shortened
+    more_media: int = 0  # outputs not shown (a result with very many files): "and N more"
 
 
 def esc(value: object) -> str:
@@ -74,6 +78,22 @@ def esc(value: object) -> str:
 
 
 _e = esc
+_THUMB_URI = re.compile(r"data:image/(jpeg|png|gif|webp);base64,[A-Za-z0-9+/=]*")
+
+
+def safe_link(url: str, *, image: bool = False) -> str:
+    """``url`` when it may go into ``href``/``src``: http(s), a path relative to the notebook (a local output
+    file), or for ``image`` a base64 picture; "" otherwise. A server's ``javascript:``, ``file:`` or
+    ``data:text/html`` URL never becomes a link, whatever it says."""
+    url = str(url or "")
+    if is_web_url(url):
+        return url
+    if image and _THUMB_URI.fullmatch(url):
+        return url
+    if not url or url.startswith(("/", "\\")) or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return ""
+    head = url.replace("\\", "/").split("/", 1)[0]
+    return "" if ":" in head else url  # a scheme of any kind (javascript:, file:, c:) is no local path
 
 
 def _seconds(value: float | None) -> str:
@@ -140,18 +160,22 @@ def _logs(card: CardData) -> str:
 def _image(item: Media, alt: str) -> str:
     size = f"{item.width}×{item.height}" if item.width and item.height else ""
     title = _e(f"{item.path} {size}".strip())
-    if item.thumb:
-        inner = f'<img src="{_e(item.thumb)}" alt="{_e(alt)}" title="{title}" style="{_THUMB}"/>'
+    thumb, href = safe_link(item.thumb, image=True), safe_link(item.href)
+    if thumb:
+        inner = f'<img src="{_e(thumb)}" alt="{_e(alt)}" title="{title}" style="{_THUMB}"/>'
     else:
         inner = f'<span style="{_MUTED}">{_e(item.path or "image")}</span>'
-    if item.href:
-        return f'<a href="{_e(item.href)}" target="_blank" rel="noopener">{inner}</a>'
+    if href:
+        return f'<a href="{_e(href)}" target="_blank" rel="noopener">{inner}</a>'
     return inner
 
 
 def _video(item: Media) -> str:
-    poster = f' poster="{_e(item.thumb)}"' if item.thumb else ""
-    src = _e(item.href)
+    thumb, href = safe_link(item.thumb, image=True), safe_link(item.href)
+    if not href:
+        return f'<span style="{_MUTED}">{_e(item.path or "video")}</span>'
+    poster = f' poster="{_e(thumb)}"' if thumb else ""
+    src = _e(href)
     return (f'<video controls preload="metadata" src="{src}"{poster} '
             f'style="max-width:480px;max-height:320px;border-radius:4px"></video>')
 
@@ -166,6 +190,8 @@ def _media(card: CardData) -> str:
     if paths:
         rows = "<br/>".join(f"<code>{_e(p)}</code>" for p in paths)
         listing = f'<div style="margin-top:4px;font-size:11px;{_MUTED}">{rows}</div>'
+    if card.more_media:
+        listing += f'<div class="fal-more" style="{_MUTED}">and {int(card.more_media)} more</div>'
     return f'<div class="fal-media" style="{_GRID}">{"".join(tiles)}</div>{listing}'
 
 
@@ -200,6 +226,8 @@ def card_text(card: CardData) -> str:
     if card.options:
         lines.append("  options: " + ", ".join(pair_text(n, v) for n, v in card.options))
     lines += [f"  {m.kind}: {m.path or m.href}" for m in card.media]
+    if card.more_media:
+        lines.append(f"  and {card.more_media} more")
     if card.error:
         lines.append(f"  {'note' if card.state == 'CANCELLED' else 'error'}: {card.error}")
         lines += [f"    {line}" for line in card.error_detail]
