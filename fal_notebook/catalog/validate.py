@@ -16,11 +16,12 @@ from typing import Any
 from ..errors import Problem, ValidationError, counted
 from . import lookup
 from ._media_rules import check_media
-from ._rules import non_finite, prompt_references, reference_total, required_not_empty, unknown_fields
+from ._rules import prompt_references, reference_total, required_not_empty, unknown_fields
 from ._schema import describe_schema, format_path, json_type, range_text
+from ._sendable import check_sendable, sendable_problems
 from ._spec import ModelSpec
 
-__all__ = ["Validated", "validate", "replace_at"]
+__all__ = ["Validated", "validate", "replace_at", "check_sendable"]
 
 
 @dataclass
@@ -54,11 +55,15 @@ def validate(
     if not isinstance(arguments, Mapping):
         problem = Problem("(input)", f"must be a mapping of field names to values, got {json_type(arguments)}")
         raise ValidationError(spec.id, [problem])
+    shape = sendable_problems(arguments, leaves_ok=(object,))  # keys and depth: files and images come later
+    if shape:
+        raise ValidationError(spec.id, shape)
     args = {str(k): _plain(v) for k, v in arguments.items() if v is not None}
     view = {k: _plain(v) for k, v in args.items()}
     media = check_media(spec, view, local_files=local_files, probe_videos=probe_videos)
     problems: list[Problem] = []
-    for found in (required_not_empty(spec, args), media.problems, non_finite(view),
+    uploads = tuple({type(value) for _, value in media.uploads})  # turned into URLs before sending
+    for found in (required_not_empty(spec, args), media.problems, sendable_problems(view, leaves_ok=uploads),
                   [p for err in _schema_errors(spec, view) for p in _translate(err)]):
         _add_new(problems, found)  # one pass's word per field: the first pass to flag it is the clearest
     problems += reference_total(spec, args)

@@ -19,12 +19,21 @@ __all__ = ["parse_cell_body", "interpolate"]
 _KEY = re.compile(r"^[A-Za-z_][\w-]*$")
 
 
+class _AliasRefused(Exception):
+    """A YAML alias in a cell body (raised by the loader, turned into a ``UsageError``)."""
+
+
 def _yaml_loader() -> type:
     """SafeLoader with YAML 1.2 scalars: ``16:9`` stays a string (1.1 reads it as 969) and ``no`` stays text."""
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # An alias shares a node: a few lines of "billion laughs" expand to gigabytes once the request is
+            # serialised, and "&a [*a]" makes a loop. Request bodies never need them.
+            if self.check_event(yaml.AliasEvent):
+                raise _AliasRefused("YAML aliases (*name) are not supported in a %%fal body; write the value out")
+            return super().compose_node(parent, index)
 
     Loader.yaml_implicit_resolvers = {}
     resolvers = [
@@ -57,9 +66,15 @@ def parse_cell_body(body: str) -> dict[str, Any]:
         return {}
     try:
         data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except _AliasRefused as exc:
+        if _MAPPING_START.match(text):  # meant as fields: say why, rather than send the YAML as a prompt
+            raise UsageError(str(exc)) from None
+        data = None
     except yaml.YAMLError as exc:
         if _MAPPING_START.match(text):
             raise UsageError(_yaml_problem(exc)) from None
+        data = None
+    except (RecursionError, ValueError):  # absurdly nested: prose
         data = None
     if isinstance(data, dict) and data and all(isinstance(k, str) and _KEY.match(k) for k in data):
         return data

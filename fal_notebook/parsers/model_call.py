@@ -18,7 +18,11 @@ from typing import Any, Literal
 from ..errors import UsageError
 from .cell_body import interpolate
 
-__all__ = ["ModelCall", "build_model_call", "coerce_value", "model_usage", "schema_branches"]
+__all__ = ["ModelCall", "build_model_call", "coerce_value", "model_usage", "schema_branches", "MAX_GROUP"]
+
+# Requests one %fal line may make (--n × the sweep's product). Checked from the counts, before a single request
+# dict is built: `--n 100000000` is a typo, and each request is billed.
+MAX_GROUP = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +37,18 @@ class ModelCall:
     wait: bool = False
     validate: bool = True
     tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        size = self.size
+        if size > MAX_GROUP:
+            counts = " × ".join([f"--n {self.n}"] * (self.n != 1) + [f"{len(v)} {name}" for name, v in self.sweep])
+            raise UsageError(f"this call would make {size:,} requests ({counts}); at most {MAX_GROUP} per call: "
+                             "lower --n or the sweep, or split it into several calls")
+
+    @property
+    def size(self) -> int:
+        """How many requests :meth:`expand` makes, computed from the counts alone."""
+        return self.n * math.prod(len(values) for _, values in self.sweep)
 
     def expand(self) -> list[dict[str, Any]]:
         """One argument dict per request: the cartesian product of the sweep, each repeated ``n`` times."""
@@ -242,6 +258,8 @@ def _special(out: _Tokens, name: str, value: str) -> None:
             raise UsageError(f"--n expects a whole number, got {value!r}") from None
         if out.n < 1:
             raise UsageError("--n must be at least 1")
+        if out.n > MAX_GROUP:
+            raise UsageError(f"--n {out.n:,} is too many: at most {MAX_GROUP} requests per call")
     elif name == "sweep":
         out.sweep.append(value)
     elif name == "wait":
