@@ -69,7 +69,7 @@ def test_recursive_yaml_is_refused(body: str) -> None:
         P.parse_cell("fal-ai/flux/dev", body)
 
 
-@pytest.mark.parametrize("body", ["*bold* fox on a hill", "[" * 50_000, "a: b: c"])
+@pytest.mark.parametrize("body", ["*bold* fox on a hill", "[" * 50_000])
 def test_prose_that_is_not_a_yaml_mapping_is_the_prompt(body: str) -> None:
     assert P.parse_cell("fal-ai/flux/dev", body).arguments["prompt"] == body.strip()
 
