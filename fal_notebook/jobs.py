@@ -22,17 +22,20 @@ import sys
 import threading
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import counted
 from .runtime.job import Job, JobGroup, as_completed, wait_all
 from .runtime.manager import JobManager
 from .store.db import UNFINISHED, JobState
 
+if TYPE_CHECKING:
+    from .catalog import ModelSpec
+
 __all__ = [
     "JobState", "Job", "JobGroup", "JobManager", "UNFINISHED",
     "submit", "run", "run_async", "get", "jobs", "wait", "as_completed", "resume", "manager", "set_manager",
-    "set_default_origin", "reset_for_tests",
+    "set_default_origin", "reset_for_tests", "model_spec",
 ]
 
 log = logging.getLogger("fal_notebook")
@@ -135,6 +138,16 @@ async def run_async(model: str, arguments: Mapping[str, Any] | None = None, /, *
     except asyncio.CancelledError:
         await asyncio.to_thread(_cancel_quietly, job)
         raise
+
+
+def model_spec(model: str, /, *, fetch: bool = True) -> ModelSpec:
+    """A model's spec: bundled, cached on disk, or (``fetch``) fetched from fal once by the default manager
+    (made only then). The one lookup (:class:`~fal_notebook.catalog.Lookup`) the ``%fal`` grammar is given."""
+    from .catalog import lookup
+    from .config import load_settings
+
+    fetcher = (lambda endpoint_id: manager().fetch_schema(endpoint_id)) if fetch else None
+    return lookup(model, fetch=fetcher, cache_dir=load_settings().schema_cache)
 
 
 def get(ref: str) -> Job:

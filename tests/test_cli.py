@@ -100,8 +100,10 @@ def test_model_info(env: Path, capsys: pytest.CaptureFixture, name: str) -> None
     assert "16:9" in aspect["enum"] and aspect["default"] == "1:1"
 
 
-def test_model_info_unknown_is_exit_3(env: Path, capsys: pytest.CaptureFixture) -> None:
+def test_model_info_unknown_is_exit_3(env: Path, emulator, monkeypatch, capsys: pytest.CaptureFixture) -> None:
     # the original printed empty lists for the standard kling tier; now it is known, and nonsense is an error
+    # (after asking fal for its schema: the emulator answers 404 like fal)
+    monkeypatch.setenv("FAL_NOTEBOOK_ENDPOINT", emulator.url)
     code, out, _ = run(capsys, "model-info", "fal-ai/kling-video/o3/standard/video-to-video/edit")
     assert code == 0 and json.loads(out)["id"] == "fal-ai/kling-video/o3/standard/video-to-video/edit"
     code, out, err = run(capsys, "model-info", "fal-ai/no-such-model")

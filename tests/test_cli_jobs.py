@@ -246,3 +246,17 @@ def test_python_dash_m_is_the_cli(fal_env, tmp_path) -> None:
                           cwd=tmp_path, timeout=60)
     assert proc.returncode == 0 and json.loads(proc.stdout)["key"] == "test…"
     assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_info_and_submit_of_an_unbundled_model_use_its_fetched_schema(fal_env, emulator, capsys, monkeypatch):
+    from fal_notebook import catalog
+
+    monkeypatch.setattr(catalog, "_registered", {})  # nothing registered by an earlier test
+    info = ok(capsys, "info", "fal-ai/fast-sdxl")
+    steps = next(f for f in info["fields"] if f["name"] == "num_inference_steps")
+    assert info["id"] == "fal-ai/fast-sdxl" and steps["range"] == "1–65"
+    code, out, err = run(capsys, "submit", "fal-ai/fast-sdxl", '{"prompt": "x", "num_inference_steps": 500}')
+    assert code == 4 and out == "" and "num_inference_steps" in one_line(err)
+    record = ok(capsys, "submit", "fal-ai/fast-sdxl", '{"prompt": "x", "num_inference_steps": 12}', "--wait")
+    assert record["state"] == "COMPLETED" and record["files"]
+    assert len([r for r in emulator.requests if r.path.endswith("/openapi.json")]) == 1  # fetched once, cached

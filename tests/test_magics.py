@@ -289,3 +289,46 @@ def test_a_kernel_interrupt_during_wait_cancels_on_fal_and_shows_one_line(shell,
     card = render.JobCard(job)._repr_mimebundle_()
     assert "cancelled on fal" in card["text/html"] and "#b91c1c" not in card["text/html"]
     assert job.request_id not in card["text/html"]
+
+
+@pytest.fixture
+def unregistered(monkeypatch):
+    """No model registered from an OpenAPI document yet (the catalogue's registry is per process)."""
+    from fal_notebook import catalog
+
+    monkeypatch.setattr(catalog, "_registered", {})
+
+
+def openapi_gets(emulator) -> list:
+    return [r for r in emulator.requests if r.path.endswith("/openapi.json")]
+
+
+def test_unbundled_model_options_are_typed_from_its_fetched_schema(shell, emulator, unregistered):
+    job = run(shell, "%fal fal-ai/fast-sdxl a lighthouse --num-inference-steps 12 --image-size landscape_4_3 "
+                     "--enable-safety-checker false --wait").result
+    assert job.state.value == "COMPLETED" and job.files
+    assert emulated_inputs(emulator) == [{"prompt": "a lighthouse", "num_inference_steps": 12,
+                                          "image_size": "landscape_4_3", "enable_safety_checker": False}]
+    assert len(openapi_gets(emulator)) == 1  # fetched once, then known
+    info = run(shell, "%fal info fal-ai/fast-sdxl").result
+    assert "num_inference_steps" in info._repr_mimebundle_()["text/html"] and len(openapi_gets(emulator)) == 1
+
+
+def test_unbundled_model_bad_option_names_the_fetched_limit_and_sends_nothing(shell, emulator, unregistered):
+    from IPython.core.error import UsageError
+
+    typed = shell.run_cell("%fal fal-ai/fast-sdxl a lighthouse --num-inference-steps lots")
+    assert isinstance(typed.error_in_exec, UsageError)
+    assert str(typed.error_in_exec) == "--num-inference-steps expects an integer, got 'lots'"
+    ranged = shell.run_cell("%fal fal-ai/fast-sdxl a lighthouse --num-inference-steps 500")
+    assert isinstance(ranged.error_in_exec, UsageError) and "num_inference_steps" in str(ranged.error_in_exec)
+    assert "65" in str(ranged.error_in_exec) and "--no-validate" not in str(ranged.error_in_exec)
+    assert not [r for r in emulator.requests if r.method == "POST"]
+
+
+def test_unbundled_model_with_no_validate_is_sent_as_given_without_a_schema(shell, emulator, unregistered):
+    job = run(shell, "%fal fal-ai/fast-sdxl a lighthouse --num-inference-steps 12 --format png --no-validate "
+                     "--wait").result
+    assert job.state.value == "COMPLETED" and job.files[0].suffix == ".png"
+    assert emulated_inputs(emulator) == [{"prompt": "a lighthouse", "num_inference_steps": 12, "format": "png"}]
+    assert openapi_gets(emulator) == []  # --no-validate never waits for a schema

@@ -264,3 +264,53 @@ def test_every_option_that_does_not_parse_is_named_in_one_error() -> None:
     for part in ("'7:7' is not one of", "--seed expects an integer", "--strength expects a number"):
         assert part in text
     assert "\n" not in text
+
+
+# --- the one schema lookup ------------------------------------------------------------------------------------
+
+class Lookups:
+    """A lookup that records what it was asked: (model, fetch)."""
+
+    def __init__(self, spec=None):
+        self.spec, self.asked = spec, []
+
+    def __call__(self, model, /, *, fetch=True):
+        from fal_notebook.errors import UnknownModelError
+
+        self.asked.append((model, fetch))
+        if self.spec is None:
+            raise UnknownModelError(f"unknown model {model!r}: not bundled, not cached, and its schema could not "
+                                    "be fetched")
+        return self.spec
+
+
+def test_the_grammar_gets_its_schema_from_the_injected_lookup() -> None:
+    lookup = Lookups(FakeSpec("owner/app", SPEC.input_schema))
+    call = P.parse_magic_line("owner/app a cat --num-images 3", lookup=lookup)
+    assert call.model == "owner/app" and call.arguments == {"prompt": "a cat", "num_images": 3}
+    assert lookup.asked == [("owner/app", True)]
+    cell = P.parse_cell("owner/app --seed 4", "prompt: a dog", lookup=lookup)
+    assert cell.arguments == {"prompt": "a dog", "seed": 4}
+
+
+def test_no_validate_never_waits_for_a_schema_and_takes_options_as_given() -> None:
+    lookup = Lookups(None)  # nothing at hand
+    call = P.parse_magic_line("owner/app a cat --num-steps 3 --guidance 2.5 --sync-mode --style {s} --no-validate "
+                              "--tags [1,2] --size square_hd", {"s": "ink"}, lookup=lookup)
+    assert lookup.asked == [("owner/app", False)]
+    assert call.validate is False and call.model == "owner/app"
+    assert call.arguments == {"prompt": "a cat", "num_steps": 3, "guidance": 2.5, "sync_mode": True,
+                              "style": "ink", "tags": [1, 2], "size": "square_hd"}
+    swept = P.parse_magic_line("owner/app x --no-validate --sweep steps=1,2", lookup=lookup)
+    assert swept.sweep == (("steps", (1, 2)),)
+    cell = P.parse_cell("owner/app --no-validate", "prompt: a dog\nsteps: 3", lookup=lookup)
+    assert cell.arguments == {"prompt": "a dog", "steps": 3}
+
+
+def test_without_no_validate_an_unknown_model_is_still_an_error() -> None:
+    with pytest.raises(Exception, match="unknown model 'owner/app'"):
+        P.parse_magic_line("owner/app a cat --steps 3", lookup=Lookups(None))
+    with pytest.raises(Exception, match="unknown model 'nonsense'"):  # no owner: not even unchecked
+        P.parse_magic_line("nonsense a cat --no-validate", lookup=Lookups(None))
+    with pytest.raises(UsageError, match="given 2 times"):
+        P.parse_magic_line("owner/app a cat --steps 3 --steps 4 --no-validate", lookup=Lookups(None))

@@ -48,6 +48,9 @@ class FakeJob:
     def result(self, timeout=None):
         return self._result
 
+    def snapshot(self):
+        return self
+
     def on_change(self, callback):
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback)

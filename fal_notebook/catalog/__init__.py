@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import UnknownModelError
 from ._schema import inline_refs
@@ -31,6 +31,8 @@ __all__ = [
     "lookup",
     "close_models",
     "bundled",
+    "Lookup",
+    "known",
 ]
 
 log = logging.getLogger("fal_notebook")
@@ -39,6 +41,20 @@ _registered: dict[str, ModelSpec] = {}
 _lock = threading.Lock()
 
 Fetch = Callable[[str], dict]
+
+
+class Lookup(Protocol):
+    """Where the grammar (``%fal``) and the CLI get a model's spec: one callable, injected from above.
+
+    ``fetch=False`` asks for what is at hand only (bundled, registered, cached on disk) and never waits for
+    the network; otherwise a missing schema may be fetched from fal. Raises :class:`UnknownModelError`."""
+
+    def __call__(self, model: str, /, *, fetch: bool = True) -> ModelSpec: ...
+
+
+def known(model: str, /, *, fetch: bool = True) -> ModelSpec:
+    """The :class:`Lookup` without a network: bundled and registered models only (``fetch`` is ignored)."""
+    return get(model)
 
 
 def _spec_from_entry(endpoint_id: str, entry: dict) -> ModelSpec:

@@ -42,9 +42,9 @@ def _model_summary(spec: Any) -> dict[str, Any]:
 
 
 def cmd_info(command: Any) -> int:
-    from .. import catalog
+    from .jobs import model_spec
 
-    emit(catalog.get(command.model).describe())
+    emit(model_spec(command.model).describe())
     return 0
 
 

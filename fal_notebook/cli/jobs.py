@@ -26,15 +26,29 @@ POLL_TIMEOUT = 300.0  # poll (one pass): how long finished jobs may take to be f
 _configured = False
 
 
-def manager() -> Any:
-    """The process's default job manager, set to origin ``cli`` and no automatic resume for the command."""
+def _configure() -> None:
     global _configured
     from .. import jobs as api
 
     if not _configured:
         api.set_default_origin(ORIGIN, auto_resume=False)
         _configured = True
+
+
+def manager() -> Any:
+    """The process's default job manager, set to origin ``cli`` and no automatic resume for the command."""
+    from .. import jobs as api
+
+    _configure()
     return api.manager()
+
+
+def model_spec(model: str) -> Any:
+    """The CLI's schema lookup: bundled, cached or fetched (by the CLI's manager, made only if needed)."""
+    from .. import jobs as api
+
+    _configure()
+    return api.model_spec(model)
 
 
 def close() -> None:

@@ -53,11 +53,11 @@ class JobCard:
         self.variant = variant
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        data = card_data(self.job, self.variant)
+        data = card_data(self.job.snapshot(), self.variant)
         return {"text/html": card_html(data), "text/plain": card_text(data)}
 
     def __repr__(self) -> str:
-        return card_text(card_data(self.job, self.variant))
+        return card_text(card_data(self.job.snapshot(), self.variant))
 
 
 class LiveCard:
@@ -223,7 +223,7 @@ def mark_announced(jobs: Iterable[Any]) -> None:
 
 def notice(job: Any) -> str:
     """One line saying a job finished, for a terminal prompt."""
-    data = card_data(job)
+    data = card_data(job.snapshot())
     where = ", ".join(m.path or m.href for m in data.media)
     tail = f": {where}" if where else (f": {data.error}" if data.error else "")
     return f"[fal] job {data.job_id} ({data.model}) {data.state}{tail}"

@@ -58,12 +58,14 @@ class FalMagics(Magics):
         %fal history [TEXT]
         %fal panel [MODEL]   (a form, this notebook's live jobs and a gallery; fal_notebook.panel() in Python)
         """
+        from .. import jobs
+
         namespace = self.shell.user_ns
         try:
             if cell is None:
-                command = parsers.parse_magic_line(line, namespace)
+                command = parsers.parse_magic_line(line, namespace, lookup=jobs.model_spec)
             else:
-                command = parsers.parse_cell(line, cell, namespace)
+                command = parsers.parse_cell(line, cell, namespace, lookup=jobs.model_spec)
             handler = self.handlers.get(command.command)
             if handler is None:
                 raise UsageError(f"%fal {command.command} is not available in this version")
@@ -95,7 +97,7 @@ class FalMagics(Magics):
 
         found = jobs.jobs(model=cmd.model, state=cmd.state, all=cmd.all, limit=cmd.limit)
         title = "all jobs" if cmd.all else "this notebook's jobs"
-        return job_table(f"{title}: {len(found)}", found)
+        return job_table(f"{title}: {len(found)}", [job.snapshot() for job in found])
 
     def handle_status(self, cmd: Any) -> Any:
         from .. import jobs
@@ -144,9 +146,9 @@ class FalMagics(Magics):
         return models_table([s for s in catalog.models() if cmd.matches(s)])
 
     def handle_info(self, cmd: Any) -> Any:
-        from .. import catalog
+        from .. import jobs
 
-        return model_info(catalog.get(cmd.model))
+        return model_info(jobs.model_spec(cmd.model))
 
     def handle_config(self, cmd: Any) -> Message:
         from ..config import load_settings
@@ -158,7 +160,7 @@ class FalMagics(Magics):
     def handle_history(self, cmd: Any) -> Any:
         from .. import jobs
 
-        found = jobs.jobs(all=True)
+        found = [job.snapshot() for job in jobs.jobs(all=True)]
         if cmd.text:
             needle = cmd.text.lower()
             found = [j for j in found if needle in _searchable(j)]
@@ -178,7 +180,9 @@ def _searchable(job: Any) -> str:
 
 
 def _validate_all(model: str, requests: list[dict]) -> None:
+    from .. import jobs
     from ..catalog.validate import validate
 
+    spec = jobs.model_spec(model)
     for arguments in requests:
-        validate(model, arguments, probe_videos=False)
+        validate(spec, arguments, probe_videos=False)

@@ -18,7 +18,7 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UnknownModelError, UsageError
 from .cell_body import interpolate, parse_cell_body
@@ -40,7 +40,10 @@ from .commands import (
     SubmitCommand,
     WaitCommand,
 )
-from .model_call import ModelCall, build_model_call, coerce_value, model_usage
+from .model_call import ModelCall, Unchecked, build_model_call, coerce_value, model_usage, names_option
+
+if TYPE_CHECKING:
+    from ..catalog import Lookup
 
 __all__ = [
     "FalArgumentParser",
@@ -263,11 +266,12 @@ MAGIC_USAGE = (
 )
 
 
-def parse_magic_line(line: str, namespace: Mapping[str, Any] | None = None) -> Any:
+def parse_magic_line(line: str, namespace: Mapping[str, Any] | None = None, *, lookup: Lookup | None = None) -> Any:
     """Parse a ``%fal`` line into a subcommand dataclass or a :class:`ModelCall`.
 
     ``namespace`` (the user's) fills ``{name}`` placeholders in a model call's values and in every subcommand
     argument (``%fal cancel {job.id}``, ``%fal status {job}``); ``$var`` is left alone.
+    ``lookup`` gives a model's spec (bundled, cached or fetched; default: the bundled and registered ones).
     """
     tokens = split_line(line)
     if not tokens or tokens[0] in {"-h", "--help", "help"}:
@@ -277,7 +281,7 @@ def parse_magic_line(line: str, namespace: Mapping[str, Any] | None = None) -> A
         args = [_token_text(interpolate(t, namespace)) for t in tokens[1:]]
         return sub.build(magic_parser(tokens[0]).parse_args(args))
     try:
-        spec = _spec(tokens[0])
+        spec = _spec(tokens[0], tokens[1:], lookup)
     except UnknownModelError as exc:
         near = difflib.get_close_matches(tokens[0].lower(), list(_MAGIC_NAMES), n=1, cutoff=0.7)
         if near:
@@ -314,19 +318,28 @@ def _token_text(value: Any) -> str:
     raise UsageError(f"a {type(value).__name__} cannot be a subcommand argument; give a job, a job id or text")
 
 
-def parse_cell(line: str, body: str, namespace: Mapping[str, Any] | None = None) -> ModelCall:
+def parse_cell(line: str, body: str, namespace: Mapping[str, Any] | None = None, *,
+               lookup: Lookup | None = None) -> ModelCall:
     """Parse ``%%fal MODEL [options]`` plus its body (YAML mapping, or the prompt itself)."""
     tokens = split_line(line)
     if not tokens or tokens[0].startswith("-"):
         raise UsageError("usage: %%fal MODEL [--field value …]  followed by a YAML mapping or the prompt")
     base = interpolate(parse_cell_body(body), namespace)
-    return build_model_call(_spec(tokens[0]), tokens[1:], base=base, namespace=namespace)
+    return build_model_call(_spec(tokens[0], tokens[1:], lookup), tokens[1:], base=base, namespace=namespace)
 
 
-def _spec(model: str) -> Any:
-    from .. import catalog  # the catalogue may fetch a schema for an unknown id: keep it out of import time
+def _spec(model: str, tokens: list[str], lookup: Lookup | None) -> Any:
+    """The model's spec from the one injected lookup. With ``--no-validate`` nothing waits for the network: a
+    schema at hand still types the values; without one the options are taken as given (:class:`Unchecked`)."""
+    from .. import catalog  # models.json is parsed on first use, not at import time
 
-    return catalog.get(model)
+    checked = not names_option(tokens, "no_validate")
+    try:
+        return (lookup or catalog.known)(model, fetch=checked)
+    except UnknownModelError:
+        if checked:
+            raise
+        return Unchecked(id=catalog.resolve(model))  # an id without an owner is still an unknown model
 
 
 # --- splitting a line ---------------------------------------------------------------------------------------

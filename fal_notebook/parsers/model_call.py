@@ -3,6 +3,9 @@
 Values are coerced by the field's schema (enums, integers, numbers, booleans, arrays, JSON objects, unions);
 ``--aspect-ratio`` and ``--aspect_ratio`` name the same field. Pure functions over a spec with ``id`` and
 ``input_schema``, so they are tested without the catalogue. Errors are :class:`UsageError`.
+
+A model whose schema is not at hand under ``--no-validate`` is :class:`Unchecked`: every ``--field value`` is
+taken, its value read as a JSON literal where it is one (``2``, ``0.5``, ``true``, ``[1, 2]``), else as text.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any, Literal
 from ..errors import UsageError
 from .cell_body import interpolate
 
-__all__ = ["ModelCall", "build_model_call", "coerce_value", "model_usage", "schema_branches", "MAX_GROUP"]
+__all__ = ["ModelCall", "Unchecked", "build_model_call", "coerce_value", "model_usage", "names_option",
+           "schema_branches", "MAX_GROUP"]
 
 # Requests one %fal line may make (--n × the sweep's product). Checked from the counts, before a single request
 # dict is built: `--n 100000000` is a typo, and each request is billed.
@@ -57,12 +61,43 @@ class ModelCall:
         return [{**self.arguments, **dict(zip(names, combo, strict=True))} for combo in combos for _ in range(self.n)]
 
 
+@dataclass(frozen=True)
+class Unchecked:
+    """A model with no schema at hand (``--no-validate``): options are not checked, only read."""
+
+    id: str
+    input_schema: Mapping[str, Any] = field(default_factory=dict)
+
+
 _SPECIAL = {"n", "sweep", "wait", "no_validate", "tag"}
 _TRUE, _FALSE = {"true", "yes", "on", "1", "y"}, {"false", "no", "off", "0", "n"}
 
 
 def _norm(name: str) -> str:
     return name.strip().lower().replace("-", "_")
+
+
+def names_option(tokens: Sequence[str], name: str) -> bool:
+    """True when the tokens give option ``name`` (``--no-validate``, ``--no_validate=…``) before any ``--``."""
+    for token in tokens:
+        if token == "--":
+            return False
+        if token.startswith("--") and _norm(token[2:].partition("=")[0]) == name:
+            return True
+    return False
+
+
+def _literal(value: Any) -> Any:
+    """An unchecked option's value: a JSON number, boolean, array or object where the text is one, else text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    if parsed is None or (isinstance(parsed, float) and not math.isfinite(parsed)):
+        return value
+    return parsed
 
 
 def _opt(name: str) -> str:
@@ -219,6 +254,7 @@ def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any] | None)
     field of the same name, so the grammar does not change from model to model."""
     props = spec.input_schema.get("properties", {})
     by_norm = {_norm(p): p for p in props}
+    unchecked = isinstance(spec, Unchecked)
     out, i = _Tokens(), 0
     while i < len(tokens):
         token, i = tokens[i], i + 1
@@ -245,6 +281,10 @@ def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any] | None)
             out.values.setdefault(target, []).append(interpolate(inline, namespace))
         elif name.startswith("no_") and _is_bool(props.get(by_norm.get(name[3:], ""), {})):
             out.values.setdefault(by_norm[name[3:]], []).append(False)
+        elif unchecked:  # no schema: a bare --flag is true, anything else takes the next token
+            if not eq and i < len(tokens) and not tokens[i].startswith("--"):
+                inline, eq, i = tokens[i], "=", i + 1
+            out.values.setdefault(name, []).append(interpolate(inline, namespace) if eq else True)
         else:
             raise _unknown(name, spec, props)
     return out
@@ -276,9 +316,13 @@ def _type_values(spec: Any, raw: Mapping[str, list[Any]], strict: bool) -> dict[
     typed: dict[str, Any] = {}
     problems: list[str] = []
     for name, values in raw.items():
-        schema = props[name]
+        schema = props.get(name)
         try:
-            if _effective(schema).get("type") == "array":
+            if schema is None:  # an Unchecked model's option
+                if len(values) > 1:
+                    raise UsageError(f"{_opt(name)} given {len(values)} times; it takes one value")
+                typed[name] = _literal(values[0])
+            elif _effective(schema).get("type") == "array":
                 typed[name] = [i for v in values for i in _as_list(coerce_value(name, schema, v, strict=strict))]
             elif len(values) > 1:
                 raise UsageError(f"{_opt(name)} given {len(values)} times; it takes one value")
@@ -300,9 +344,12 @@ def _parse_sweep(spec: Any, texts: Sequence[str], strict: bool) -> tuple[tuple[s
         target = by_norm.get(_norm(name))
         if not eq or not values.strip():
             raise UsageError(f"--sweep expects field=a,b,c, got {text!r}")
+        parts = [v.strip() for v in values.split(",") if v.strip()]
+        if target is None and isinstance(spec, Unchecked):
+            sweep.append((_norm(name), tuple(_literal(v) for v in parts)))
+            continue
         if target is None:
             raise _unknown(_norm(name), spec, props)
-        parts = [v.strip() for v in values.split(",") if v.strip()]
         sweep.append((target, tuple(coerce_value(target, props[target], v, strict=strict) for v in parts)))
     return tuple(sweep)
 
@@ -327,7 +374,7 @@ def build_model_call(
     raw = {name: [value] for name, value in fields.items()}
     raw.update(found.values)
     if found.words:
-        if "prompt" not in props:
+        if "prompt" not in props and not isinstance(spec, Unchecked):
             raise UsageError(f"{spec.id} takes no prompt; give its fields as options: {model_usage(spec, short=True)}")
         if "prompt" in raw:
             raise UsageError("the prompt is given twice: as words and with --prompt or in the cell body")
@@ -354,6 +401,8 @@ def _body_fields(spec: Any, base: Mapping[str, Any]) -> tuple[dict[str, Any], di
             specials[name] = value
         elif (target := name if name in props else by_norm.get(_norm(name))) is not None:
             fields[target] = value
+        elif isinstance(spec, Unchecked):
+            fields[name] = value
         else:
             raise _unknown(_norm(name), spec, props)
     return fields, specials

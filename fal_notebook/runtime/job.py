@@ -13,6 +13,8 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ from .tracker import Host, Tracker
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Job", "JobGroup", "error_to_dict", "error_from_dict", "block_until", "completed_batches", "waiters",
+__all__ = ["Job", "JobGroup", "JobSnapshot", "error_to_dict", "error_from_dict", "block_until", "completed_batches", "waiters",
            "wait_all", "as_completed"]
 
 log = logging.getLogger("fal_notebook")
@@ -79,6 +81,42 @@ def as_completed(jobs: Iterable[Job], timeout: float | None = None) -> Iterator[
         yield from sorted((pending[future] for future in batch), key=lambda job: order[id(job)])
 
 
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job read once: plain values that do not change, so a card drawn from it is consistent (never
+    COMPLETED without its files) and drawing it never reaches back into the runtime or the store."""
+
+    id: str
+    request_id: str | None
+    model: str
+    arguments: dict
+    state: JobState
+    queue_position: int | None
+    logs: tuple[str, ...]
+    files: tuple[Path, ...]
+    elapsed: float
+    inference_time: float | None
+    error: FalError | None
+    tags: tuple[str, ...]
+    origin: str
+    created_at: datetime
+    finished_at: datetime | None
+    output: dict | None = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state.terminal
+
+    def result(self, timeout: float | None = None) -> dict:
+        """fal's output as read (``timeout`` is accepted and ignored: nothing is waited for); the job's error
+        when it did not complete."""
+        if self.state is JobState.COMPLETED:
+            return self.output or {}
+        if not self.state.terminal:
+            raise FalError(f"job {self.id} is still {self.state.value}")
+        raise self.error or JobCancelledError(f"job {self.id} was cancelled", request_id=self.request_id)
+
+
 class Job:
     """One request to a fal model: ``state``, ``result()``, ``files``, ``images``, ``cancel()``, ``await job``.
 
@@ -129,6 +167,17 @@ class Job:
     tags = property(lambda self: list(self._record.tags))
     origin = property(lambda self: self._record.origin)
     done = property(lambda self: self._rec.state.terminal, doc="True once the job reached a final state.")
+
+    def snapshot(self) -> JobSnapshot:
+        """Everything a view shows, read at once (at most one store read for a job followed elsewhere)."""
+        rec = self._rec
+        end = rec.finished_at or utcnow()
+        return JobSnapshot(
+            id=rec.id, request_id=rec.request_id, model=rec.endpoint, arguments=rec.arguments, state=rec.state,
+            queue_position=rec.queue_position, logs=tuple(rec.logs), files=tuple(Path(p) for p in rec.files),
+            elapsed=max(0.0, (end - rec.created_at).total_seconds()), inference_time=rec.inference_time,
+            error=self.error, tags=tuple(rec.tags), origin=rec.origin, created_at=rec.created_at,
+            finished_at=rec.finished_at, output=rec.result if rec.state is JobState.COMPLETED else None)
 
     @property
     def urls(self) -> dict[str, str | None]:

@@ -199,19 +199,21 @@ class JobManager:
                 return model, arguments, [], []
         from ..catalog.validate import validate as check
 
-        checked = check(model, arguments, fetch=self._fetch_schema, cache_dir=self.settings.schema_cache)
+        checked = check(self.model_spec(model), arguments, cache_dir=self.settings.schema_cache)
         for warning in checked.warnings:
             log.warning("%s: %s", checked.spec.id, warning)
         return checked.spec.id, checked.arguments, list(checked.uploads), list(checked.warnings)
 
-    def model_spec(self, model: str) -> ModelSpec:
-        """The catalogue's spec for ``model``: bundled, cached, or fetched once from fal's OpenAPI route (the
-        form panel builds its fields from it). Raises ``UnknownModelError`` when none of those has it."""
+    def model_spec(self, model: str, /, *, fetch: bool = True) -> ModelSpec:
+        """The catalogue's spec for ``model``: bundled, registered, cached on disk, or (``fetch``) fetched once
+        from fal's OpenAPI route and cached — the one schema lookup (a :class:`~fal_notebook.catalog.Lookup`)
+        behind validation, the grammar and the form panel. Raises ``UnknownModelError``."""
         from ..catalog import lookup
 
-        return lookup(model, fetch=self._fetch_schema, cache_dir=self.settings.schema_cache)
+        return lookup(model, fetch=self.fetch_schema if fetch else None, cache_dir=self.settings.schema_cache)
 
-    def _fetch_schema(self, endpoint_id: str) -> dict:
+    def fetch_schema(self, endpoint_id: str) -> dict:
+        """fal's OpenAPI document for one endpoint (public: sent without the key)."""
         return self.portal.call(self.client.fetch_openapi(endpoint_id), timeout=SCHEMA_TIMEOUT)
 
     # -- following ---------------------------------------------------------------------------------------

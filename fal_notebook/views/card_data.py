@@ -1,7 +1,7 @@
 """Reading a job into :class:`~fal_notebook._html.CardData`: state, prompt, errors, files and thumbnails.
 
-Runs on whatever thread draws the card; it only reads the job (the result only once it is COMPLETED, so it never
-blocks) and the local files. Thumbnails are cached per file version, so redrawing a finished card is cheap.
+Runs on whatever thread draws the card; it reads a job snapshot (``Job.snapshot()``: plain values read once, so
+drawing never reaches back into the runtime or the store) and the local files. Thumbnails are cached per file version, so redrawing a finished card is cheap.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def group_variants(jobs: Sequence[Any]) -> list[tuple[tuple[str, str], ...]]:
 
 
 def card_data(job: Any, variant: tuple[tuple[str, str], ...] = ()) -> CardData:
-    """Read everything a card shows from the job, once, on the calling thread. ``variant`` says what tells this
+    """Everything a card shows, from a job snapshot (or any object with the same attributes). ``variant`` says what tells this
     job apart from the others of its group (see :func:`group_variants`); those fields leave the option list."""
     prompt = prompt_of(job)
     error, detail = _error(job)
