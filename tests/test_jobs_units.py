@@ -17,10 +17,16 @@ def test_pacer_backs_off_while_the_queue_stands_still():
     pacer = PollPacer()
     waits = [pacer.next("IN_QUEUE", 3) for _ in range(12)]
     assert min(waits) >= 0.25 and waits == sorted(waits) and waits[-1] == 5.0
-    assert pacer.next("IN_QUEUE", 2) == 0.25  # the position moved: look again soon
-    assert pacer.next("IN_PROGRESS", None) == 0.5
+    assert pacer.next("IN_QUEUE", 2) == 5.0  # the position moved: the pace is the phase's, not reset
+    assert pacer.next("IN_PROGRESS", None) == 0.5  # a new phase starts at its first interval
     running = [pacer.next("IN_PROGRESS", None) for _ in range(10)]
     assert running[-1] == 2.0 and all(0.5 <= w <= 2.0 for w in running)
+
+
+def test_pacer_never_polls_a_long_queue_at_the_fastest_rate():
+    pacer = PollPacer()
+    waits = [pacer.next("IN_QUEUE", position) for position in range(40, 0, -1)]  # moving every reading
+    assert waits[0] == 4.0 and min(waits) >= 0.5 and waits == sorted(waits)
 
 
 def test_media_items_in_display_order():

@@ -326,3 +326,17 @@ def test_a_prompt_without_video1_only_warns(model: str) -> None:
 def test_shot_type_is_a_free_string() -> None:
     validate("kling-o3-edit", _kling(shot_type="anything"))
     assert fields_of(problems_of("kling-o3-edit", _kling(shot_type=3))) == {"shot_type"}
+
+
+def test_validation_does_not_import_the_slow_optional_format_checker() -> None:
+    """rfc3987-syntax compiles 39 grammars on import (most of a first %fal); validation never needs it, and
+    it stays importable for anyone else afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom fal_notebook.catalog.validate import validate\n"
+            "validate('nano-banana-pro', {'prompt': 'x', 'num_images': 2})\n"
+            "print('jsonschema' in sys.modules, 'rfc3987_syntax' in sys.modules)\n"
+            "import rfc3987_syntax\nprint(rfc3987_syntax.is_valid_syntax_iri('https://fal.ai/x'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False", "True"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ from ._sendable import check_sendable, sendable_problems
 from ._spec import ModelSpec
 
 __all__ = ["Validated", "validate", "replace_at", "check_sendable"]
+
+_IMPORT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -101,10 +105,32 @@ def replace_at(arguments: dict, json_path: str, value: Any) -> dict:
     return out
 
 
-def _schema_errors(spec: ModelSpec, view: dict) -> list:
-    from jsonschema import Draft202012Validator
+# jsonschema imports every optional format checker it finds installed; one of them, rfc3987-syntax (pulled in
+# by jupyter-events), compiles 39 Lark grammars on import: 1.5-2 s, 95 % of a session's first %fal. Validation
+# here never asserts formats, so that checker is left out when jsonschema is first imported here.
+_SKIPPED_FORMAT_MODULES = ("rfc3987_syntax",)
 
-    validator = Draft202012Validator(spec.input_schema)
+
+def _validator_class() -> Any:
+    if "jsonschema" in sys.modules:
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator
+    skipped = [name for name in _SKIPPED_FORMAT_MODULES if name not in sys.modules]
+    with _IMPORT_LOCK:
+        for name in skipped:
+            sys.modules[name] = None  # type: ignore[assignment]  # `import name` fails at once: checker skipped
+        try:
+            from jsonschema import Draft202012Validator
+        finally:
+            for name in skipped:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]  # a later import of it by anyone works as usual
+    return Draft202012Validator
+
+
+def _schema_errors(spec: ModelSpec, view: dict) -> list:
+    validator = _validator_class()(spec.input_schema)
     return sorted(validator.iter_errors(view), key=lambda e: [str(p) for p in e.absolute_path])
 
 

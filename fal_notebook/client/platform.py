@@ -131,8 +131,9 @@ class AsyncPlatformClient:
     async def _get(self, path: str, params: list[tuple[str, str]], *, what: str, timeout: float | None = None
                    ) -> dict[str, Any]:
         url = self.settings.endpoints.platform_url(path)
-        response = await self.session.send("GET", url, what=what, api=True, idempotent=True, params=params,
-                                           timeout=timeout)
+        async with self.session.slot("platform"):
+            response = await self.session.send("GET", url, what=what, api=True, idempotent=True, params=params,
+                                               timeout=timeout)
         body = response_json(response)
         if not isinstance(body, dict):
             raise RequestError(f"{what}: the answer is not a JSON object", status_code=response.status_code)
@@ -231,8 +232,9 @@ class AsyncPlatformClient:
         name = "unit_quantity" if estimate_type == "unit_price" else "call_quantity"
         body = {"estimate_type": estimate_type, "endpoints": {k: {name: v} for k, v in quantities.items()}}
         url = self.settings.endpoints.platform_url("models/pricing/estimate")
-        response = await self.session.send("POST", url, what="cost estimate", api=True, idempotent=True,
-                                           json=body, timeout=timeout)
+        async with self.session.slot("platform"):
+            response = await self.session.send("POST", url, what="cost estimate", api=True, idempotent=True,
+                                               json=body, timeout=timeout)
         result = Estimate.from_json(response_json(response), estimate_type)
         if result is None:
             raise RequestError("cost estimate: the answer has no total_cost", status_code=response.status_code)

@@ -33,6 +33,7 @@ from ..media import is_web_url
 from .http import response_json, translate_errors
 from .redirects import open_media
 from .retry import RetryPolicy
+from .scheduler import DEFAULT_LIMIT
 from .session import DEFAULT_TIMEOUT, HttpSession
 from .sse import STREAM_READ_TIMEOUT, StreamUnavailable, sse_statuses
 from .wire import RequestHandle, Status, normalize_endpoint_id
@@ -87,7 +88,9 @@ class AsyncQueueClient:
 
     Parameters: ``settings`` (key and endpoints; read from the environment when omitted), ``transport`` (an
     httpx transport; tests pass ``httpx.MockTransport``), ``timeout`` (seconds or ``httpx.Timeout``; default
-    120 s, 30 s to connect), ``retry`` (a :class:`RetryPolicy`).
+    120 s, 30 s to connect), ``retry`` (a :class:`RetryPolicy`), ``max_requests`` (short requests in flight at
+    once, shared fairly between submits, status reads, results, downloads…), ``max_streams`` (connections
+    kept for status streams besides those).
     """
 
     def __init__(
@@ -97,8 +100,11 @@ class AsyncQueueClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        max_requests: int = DEFAULT_LIMIT,
+        max_streams: int = 16,
     ) -> None:
-        self.session = HttpSession(settings, transport=transport, timeout=timeout, retry=retry)
+        self.session = HttpSession(settings, transport=transport, timeout=timeout, retry=retry,
+                                   max_requests=max_requests, max_streams=max_streams)
         # seconds a status stream may go without a status event (pings do not count) before polling takes over
         self.stream_silence = STREAM_READ_TIMEOUT
 
@@ -109,6 +115,11 @@ class AsyncQueueClient:
     @property
     def retry(self) -> RetryPolicy:
         return self.session.retry
+
+    @property
+    def multiplexed(self) -> bool:
+        """True once fal answered over HTTP/2, where status streams cost no connection each."""
+        return self.session.multiplexed
 
     def __repr__(self) -> str:
         return f"<AsyncQueueClient {self.settings.describe()}>"
@@ -123,8 +134,10 @@ class AsyncQueueClient:
         """Close this loop's connections."""
         await self.session.aclose()
 
-    async def _json(self, method: str, url: str, *, what: str, idempotent: bool = True, **kwargs: Any) -> Any:
-        response = await self.session.send(method, url, what=what, api=True, idempotent=idempotent, **kwargs)
+    async def _json(self, method: str, url: str, *, lane: str, what: str, idempotent: bool = True,
+                    **kwargs: Any) -> Any:
+        async with self.session.slot(lane):
+            response = await self.session.send(method, url, what=what, api=True, idempotent=idempotent, **kwargs)
         return response_json(response)
 
     async def submit(
@@ -148,6 +161,7 @@ class AsyncQueueClient:
         body = await self._json(
             "POST",
             url,
+            lane="submit",
             what=f"submit to {endpoint_id}",
             idempotent=False,
             json=dict(arguments),
@@ -165,6 +179,7 @@ class AsyncQueueClient:
         body = await self._json(
             "GET",
             _web(handle.status_url, what),
+            lane="status",
             what=what,
             params={"logs": "1" if logs else "0"},
         )
@@ -206,8 +221,9 @@ class AsyncQueueClient:
         """The output of a COMPLETED request. A failed request raises ``JobFailedError`` with fal's detail and
         error_type; a result past fal's retention raises ``ResultExpiredError``."""
         what = f"result of {handle.endpoint_id} request {handle.request_id}"
-        response = await self.session.send("GET", _web(handle.response_url, what), what=what, api=True,
-                                           idempotent=True, kind="result")
+        async with self.session.slot("result"):
+            response = await self.session.send("GET", _web(handle.response_url, what), what=what, api=True,
+                                               idempotent=True, kind="result")
         body = response_json(response)
         if not isinstance(body, dict):
             raise RequestError(f"result of request {handle.request_id} is not a JSON object", detail=body)
@@ -220,14 +236,15 @@ class AsyncQueueClient:
     async def cancel(self, handle: RequestHandle) -> str:
         """Ask fal to cancel: ``CANCELLATION_REQUESTED``, or ``ALREADY_COMPLETED`` (fal's 400)."""
         what = f"cancel of request {handle.request_id}"
-        response = await self.session.send(
-            "PUT",
-            _web(handle.cancel_url, what),
-            what=what,
-            api=True,
-            idempotent=True,
-            accept=(400,),
-        )
+        async with self.session.slot("cancel"):
+            response = await self.session.send(
+                "PUT",
+                _web(handle.cancel_url, what),
+                what=what,
+                api=True,
+                idempotent=True,
+                accept=(400,),
+            )
         body = response_json(response)
         if response.status_code == 400:
             return "ALREADY_COMPLETED"
@@ -271,7 +288,7 @@ class AsyncQueueClient:
         limits = self.settings.limits
         what = _media_what(url)
         try:
-            async with asyncio.timeout(limits.download_seconds):
+            async with self.session.slot("download"), asyncio.timeout(limits.download_seconds):
                 response = await open_media(self.session, url, what=what, max_redirects=limits.max_redirects)
                 try:
                     declared = response.headers.get("content-length", "")
@@ -297,9 +314,10 @@ class AsyncQueueClient:
         """fal's per-model OpenAPI document. Public: sent without the key. Unknown model → UnknownModelError."""
         url = self.settings.endpoints.openapi_url(urllib.parse.quote(endpoint_id, safe="/"))
         try:
-            response = await self.session.send(
-                "GET", url, what=f"OpenAPI schema of {endpoint_id}", api=False, idempotent=True
-            )
+            async with self.session.slot("schema"):
+                response = await self.session.send(
+                    "GET", url, what=f"OpenAPI schema of {endpoint_id}", api=False, idempotent=True
+                )
         except NotFoundError as exc:
             raise UnknownModelError(
                 f"fal has no model {endpoint_id!r} (its OpenAPI schema is not found)"

@@ -11,9 +11,11 @@ see it.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import weakref
 from collections.abc import Collection, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -23,10 +25,13 @@ from ..config import Settings, load_settings, origin_of
 from ..errors import ConfigError
 from .http import error_from_response, translate_errors
 from .retry import RetryPolicy, should_retry_error, should_retry_response
+from .scheduler import DEFAULT_LIMIT, Scheduler
 
 __all__ = ["HttpSession", "DEFAULT_TIMEOUT", "USER_AGENT"]
 
 log = logging.getLogger("fal_notebook")
+# HTTP/2 where the server offers it (ALPN): many status streams share one connection. Needs ``h2``.
+HTTP2 = importlib.util.find_spec("h2") is not None
 USER_AGENT = f"fal-notebook/{__version__}"
 # fal_client's QUEUE_POLL_TIMEOUT: without a read timeout, stalled TLS reads were never caught.
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
@@ -37,6 +42,10 @@ class HttpSession:
 
     ``content`` may be a zero-argument callable returning fresh content (an async iterator over a file), so a
     retried upload re-reads the file instead of holding it in memory.
+
+    ``max_requests`` short requests are in flight at once per loop (:meth:`slot`, fair between lanes);
+    ``max_streams`` more connections are kept for long-lived status streams. The pool keeps that many
+    connections alive, so a busy runtime reuses them instead of reconnecting.
     """
 
     def __init__(
@@ -46,8 +55,15 @@ class HttpSession:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        max_requests: int = DEFAULT_LIMIT,
+        max_streams: int = 16,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
+        self.max_requests, self.max_streams = max_requests, max_streams
+        self.multiplexed = False  # an API answer came over HTTP/2: streams share connections
+        self._schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Scheduler] = (
+            weakref.WeakKeyDictionary()
+        )
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self._transport = transport
@@ -67,14 +83,30 @@ class HttpSession:
             del self._clients[old]  # its connections died with the loop; nothing left to close
         client = self._clients.get(loop)
         if client is None:
+            size = self.max_requests + self.max_streams
             client = httpx.AsyncClient(
                 transport=self._transport,
                 timeout=self.timeout,
                 follow_redirects=False,
                 headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                http2=HTTP2,
             )
             self._clients[loop] = client
         return client
+
+    def scheduler(self) -> Scheduler:
+        """The running loop's bound on short requests."""
+        loop = asyncio.get_running_loop()
+        scheduler = self._schedulers.get(loop)
+        if scheduler is None:
+            scheduler = self._schedulers[loop] = Scheduler(self.max_requests)
+        return scheduler
+
+    def slot(self, lane: str) -> AbstractAsyncContextManager[None]:
+        """Hold one of the loop's request slots (``lane``: submit, status, result, cancel, download, upload,
+        schema, platform) for a request, retries and the reading of a streamed answer included."""
+        return self.scheduler().slot(lane)
 
     async def aclose(self) -> None:
         """Close the running loop's client. Clients of other loops are closed with their loops."""
@@ -173,7 +205,7 @@ class HttpSession:
     ) -> httpx.Response | None:
         """One try. ``None`` means "failed in a retryable way and slept"; a final failure raises (httpx)."""
         try:
-            return await client.send(request, stream=stream, follow_redirects=redirects)
+            response = await client.send(request, stream=stream, follow_redirects=redirects)
         except httpx.TransportError as exc:
             if attempt >= self.retry.max_attempts or not should_retry_error(
                 exc, request, idempotent=idempotent
@@ -190,3 +222,7 @@ class HttpSession:
             )
             await self.retry.sleep(delay)
             return None
+        if response.http_version == "HTTP/2" and not self.multiplexed:
+            self.multiplexed = True
+            log.debug("%s speaks HTTP/2: status streams share connections", origin_of(str(request.url)))
+        return response

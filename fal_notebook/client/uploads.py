@@ -149,22 +149,24 @@ async def _token(client: AsyncQueueClient) -> _Token:
     if cached is not None and cached.fresh():
         return cached
     endpoints = client.settings.endpoints
-    response = await client.session.send(
-        "POST",
-        f"{endpoints.rest.rstrip('/')}/storage/auth/token",
-        what="storage token",
-        api=True,
-        idempotent=True,
-        params={"storage_type": "fal-cdn-v3"},
-        json={},
-    )
+    async with client.session.slot("upload"):
+        response = await client.session.send(
+            "POST",
+            f"{endpoints.rest.rstrip('/')}/storage/auth/token",
+            what="storage token",
+            api=True,
+            idempotent=True,
+            params={"storage_type": "fal-cdn-v3"},
+            json={},
+        )
     token = _parse_token(response_json(response), endpoints.cdn)
     _tokens[client] = token
     return token
 
 
 async def _post_json(client: AsyncQueueClient, url: str, what: str, **kwargs: Any) -> dict[str, Any]:
-    response = await client.session.send("POST", url, what=what, api=False, idempotent=True, **kwargs)
+    async with client.session.slot("upload"):
+        response = await client.session.send("POST", url, what=what, api=False, idempotent=True, **kwargs)
     body = response_json(response)
     if not isinstance(body, dict):
         raise UploadError(f"{what}: the reply is not a JSON object")
@@ -235,16 +237,17 @@ async def _multipart(client: AsyncQueueClient, src: _Source, token: _Token) -> s
         start = (number - 1) * PART_SIZE
         length = min(PART_SIZE, src.size - start)
         headers = _content_headers(src, length, {**auth, "Accept-Encoding": "identity"})
-        response = await client.session.send(
-            "PUT",
-            f"{base}/{number}",
-            what=f"{what}, part {number}",
-            api=False,
-            idempotent=True,
-            headers=headers,
-            content=src.body(start, length),
-            timeout=UPLOAD_TIMEOUT,
-        )
+        async with client.session.slot("upload"):
+            response = await client.session.send(
+                "PUT",
+                f"{base}/{number}",
+                what=f"{what}, part {number}",
+                api=False,
+                idempotent=True,
+                headers=headers,
+                content=src.body(start, length),
+                timeout=UPLOAD_TIMEOUT,
+            )
         etag = response.headers.get("etag")
         if not etag:
             raise UploadError(f"{what}: part {number} was stored without an ETag")
@@ -259,29 +262,31 @@ async def _multipart(client: AsyncQueueClient, src: _Source, token: _Token) -> s
 async def _initiate(client: AsyncQueueClient, src: _Source) -> str:
     """The fallback: a signed URL from ``initiate``, then a PUT that carries no key at all."""
     what = f"fallback upload of {src.file_name}"
-    response = await client.session.send(
-        "POST",
-        f"{client.settings.endpoints.rest.rstrip('/')}/storage/upload/initiate",
-        what=what,
-        api=True,
-        idempotent=True,
-        params={"storage_type": "fal-cdn-v3"},
-        json={"file_name": src.file_name, "content_type": src.content_type},
-    )
+    async with client.session.slot("upload"):
+        response = await client.session.send(
+            "POST",
+            f"{client.settings.endpoints.rest.rstrip('/')}/storage/upload/initiate",
+            what=what,
+            api=True,
+            idempotent=True,
+            params={"storage_type": "fal-cdn-v3"},
+            json={"file_name": src.file_name, "content_type": src.content_type},
+        )
     body = response_json(response)
     if not isinstance(body, dict):
         raise UploadError(f"{what}: the reply is not a JSON object")
     upload_url, file_url = _field(body, "upload_url", what), _field(body, "file_url", what)
-    await client.session.send(
-        "PUT",
-        upload_url,
-        what=what,
-        api=False,
-        idempotent=True,
-        headers=_content_headers(src, src.size),
-        content=src.body(),
-        timeout=UPLOAD_TIMEOUT,
-    )
+    async with client.session.slot("upload"):
+        await client.session.send(
+            "PUT",
+            upload_url,
+            what=what,
+            api=False,
+            idempotent=True,
+            headers=_content_headers(src, src.size),
+            content=src.body(),
+            timeout=UPLOAD_TIMEOUT,
+        )
     return file_url
 
 

@@ -40,6 +40,7 @@ class JobRun:
     uploads: list[tuple[str, Any]] | None = None  # fresh submits: what to upload before the POST
     phase: Phase = Phase.PENDING
     accepted: asyncio.Event = field(default_factory=asyncio.Event)  # the POST got an answer (or never will)
+    streamed: bool = False  # a status stream was tried (one try per job)
 
     @property
     def record(self) -> JobRecord:
@@ -56,7 +57,10 @@ class Ledger(Protocol):
     outputs: Path
     submit_slots: asyncio.Semaphore
     download_slots: asyncio.Semaphore
-    sse_slots: asyncio.Semaphore
+
+    @property
+    def stream_slots(self) -> asyncio.Semaphore:
+        """The bound on status streams open at once (wider when fal multiplexes them over HTTP/2)."""
 
     @property
     def client(self) -> AsyncQueueClient: ...
@@ -68,8 +72,12 @@ class Ledger(Protocol):
         """The stored input with its data URIs rebuilt from the store's files."""
 
     def persist(self, run: JobRun, *names: str) -> None:
-        """Write these record fields while this process owns the job, then tell its watchers; ``LostJob``
-        otherwise."""
+        """Write these record fields (and any noted ones) while this process owns the job, then tell its
+        watchers; ``LostJob`` otherwise."""
+
+    def note(self, run: JobRun, *names: str) -> None:
+        """These fields changed: tell the watchers now; the store gets them with the job's next write or the
+        next batch (progress a crash may lose: the next reading brings it back)."""
 
     def begin_result_fetch(self, run: JobRun) -> bool:
         """Record (once, in the store) that the result is being fetched; False when the job is no longer ours."""

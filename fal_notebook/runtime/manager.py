@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["JobManager", "default_origin"]
 
 log = logging.getLogger("fal_notebook")
-_FINAL_FIELDS = ("state", "finished_at", "queue_position", "error", "files", "logs")
+_FINAL_FIELDS = ("state", "finished_at", "queue_position", "error", "files", "logs", "result", "inference_time",
+                 "started_at")
 SCHEMA_TIMEOUT = 60.0  # fetching an unknown model's OpenAPI document before a submit (retries included)
 
 
@@ -67,11 +68,13 @@ class JobManager:
     LEASE = 60.0  # seconds a claim lasts without renewal
     RENEW_EVERY = 15.0
     WATCH_EVERY = 1.0  # how often a job followed by another process is re-read while someone waits
+    FLUSH_EVERY = 0.5  # noted progress (state, queue position, logs) reaches the store in one batch this often
 
     def __init__(self, settings: Settings | None = None, *, store: JobStore | None = None,
                  origin: str | None = None, portal: Portal | None = None, client: AsyncQueueClient | None = None,
-                 legacy_file: Path | None | bool = None, auto_resume: bool = True, max_submits: int = 4,
-                 max_downloads: int = 4, max_streams: int = 16) -> None:
+                 legacy_file: Path | None | bool = None, auto_resume: bool = True, max_submits: int = 16,
+                 max_downloads: int = 4, max_streams: int = 128, max_requests: int = 32,
+                 max_multiplexed: int = 2000) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.store = store if store is not None else JobStore(self.settings.store_path)
         self.origin = origin or default_origin()
@@ -81,7 +84,9 @@ class JobManager:
         self._legacy_file, self._auto_resume = legacy_file, auto_resume
         self.submit_slots = asyncio.Semaphore(max_submits)
         self.download_slots = asyncio.Semaphore(max_downloads)
-        self.sse_slots = asyncio.Semaphore(max_streams)
+        self.sse_slots = asyncio.Semaphore(max_streams)  # HTTP/1.1: each status stream holds a connection
+        self.mux_slots = asyncio.Semaphore(max_multiplexed if max_streams else 0)  # HTTP/2: streams share them
+        self._max_streams, self._max_requests = max_streams, max_requests
         self._lock = threading.RLock()
         self._runs: dict[str, JobRun] = {}  # jobs this process follows
         self._trackers: weakref.WeakValueDictionary[str, Tracker] = weakref.WeakValueDictionary()
@@ -91,6 +96,8 @@ class JobManager:
         self._resumed: set[str] = set()  # ids this manager took over from an earlier process
         self._started = self._closed = False
         self._renewer: Any = None
+        self._flusher: Any = None
+        self._noted: dict[str, tuple[JobRun, set[str]]] = {}  # runtime thread only: progress not yet stored
 
     def __repr__(self) -> str:
         return f"<JobManager origin={self.origin!r} store={self.store.path} live={len(self._runs)}>"
@@ -109,7 +116,8 @@ class JobManager:
         if self._client is None:
             from ..client.queue import AsyncQueueClient
 
-            self._client = AsyncQueueClient(self.settings)
+            self._client = AsyncQueueClient(self.settings, max_requests=self._max_requests,
+                                            max_streams=self._max_streams)
         return self._client
 
     @property
@@ -130,6 +138,7 @@ class JobManager:
             self._started = True
             self.portal.start()
             self._renewer = self.portal.submit(self._renew_forever())
+            self._flusher = self.portal.submit(self._flush_forever())
             atexit.register(self.close)
         if self._legacy_file is not False:
             path = None if self._legacy_file in (None, True) else Path(self._legacy_file)
@@ -157,6 +166,8 @@ class JobManager:
     async def _shutdown(self, grace: float) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
+        if self._flusher is not None:
+            self._flusher.cancel()
         posting = [t for i, t in self._tasks.items() if i in self._runs and self._runs[i].phase is Phase.POSTING]
         if posting:
             await asyncio.wait(posting, timeout=grace)
@@ -164,6 +175,7 @@ class JobManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._flush()
         await self.client.aclose()
 
     # -- submitting --------------------------------------------------------------------------------------
@@ -289,6 +301,11 @@ class JobManager:
 
     # -- the ledger: what the steps use and report to (runtime thread) --------------------------------------
     @property
+    def stream_slots(self) -> asyncio.Semaphore:
+        """The bound on status streams: per connection on HTTP/1.1, much wider once fal speaks HTTP/2."""
+        return self.mux_slots if self.client.multiplexed else self.sse_slots
+
+    @property
     def schema_cache(self) -> Path | None:
         return self.settings.schema_cache
 
@@ -296,10 +313,41 @@ class JobManager:
         return self.store.restore_inputs(arguments)
 
     def persist(self, run: JobRun, *names: str) -> None:
-        """Write these fields while this process still owns the job, then notify; ``LostJob`` otherwise."""
-        if not self.store.save(run.record, names, owner=self.owner):
+        """Write these fields (and the job's noted ones) while this process still owns the job, then notify;
+        ``LostJob`` otherwise."""
+        if not self.store.save(run.record, self._with_noted(run, names), owner=self.owner):
             raise LostJob(run.id)
         run.tracker.notify()
+
+    def note(self, run: JobRun, *names: str) -> None:
+        """Progress: watchers now, the store with the job's next write or the next batch."""
+        self._noted.setdefault(run.id, (run, set()))[1].update(names)
+        run.tracker.notify()
+
+    def _with_noted(self, run: JobRun, names: tuple[str, ...]) -> tuple[str, ...]:
+        noted = self._noted.pop(run.id, None)
+        return tuple(dict.fromkeys((*names, *noted[1]))) if noted else names
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.FLUSH_EVERY)
+            self._flush()
+
+    def _flush(self) -> None:
+        """Store every noted change in one transaction; a job another process took meanwhile is let go."""
+        items, self._noted = list(self._noted.values()), {}
+        if not items:
+            return
+        try:
+            lost = self.store.save_many([(run.record, names) for run, names in items], owner=self.owner)
+        except Exception as exc:  # progress only: the next reading brings it back
+            log.warning("could not store the progress of %d job(s): %s", len(items), exc)
+            return
+        for run, _ in items:
+            if run.id in lost and self._runs.get(run.id) is run and not run.record.state.terminal:
+                log.warning("job %s was taken over by another process; no longer following it", run.id)
+                self._stop_task(run.id)
+                self._lose(run.tracker)
 
     def begin_result_fetch(self, run: JobRun) -> bool:
         return self.store.begin_result_fetch(run.id, self.owner)
@@ -313,6 +361,7 @@ class JobManager:
         rec.state, rec.finished_at, rec.queue_position = state, utcnow(), None
         rec.error = error_to_dict(error) if error is not None else None
         run.accepted.set()  # a cancel waiting for the POST's answer must not wait for ever
+        self._noted.pop(rec.id, None)  # the final write carries every field progress touches
         if not self.store.save(rec, _FINAL_FIELDS, owner=self.owner, release=True):
             self._lose(run.tracker)  # ended or taken over elsewhere: the store's version wins
             return

@@ -37,6 +37,7 @@ from .outcome import COMPLETED, LostJob, Outcome, outcome_of
 
 if TYPE_CHECKING:
     from ..client.wire import RequestHandle, Status
+    from ..store.records import JobRecord
 
 __all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer"]
 
@@ -58,24 +59,27 @@ def transient_delay(failures: int) -> float:
 
 
 class PollPacer:
-    """Adaptive polling: quick at first, backing off to 5 s while the queue position stands still."""
+    """Polling cadence set by the job's phase. Each phase starts at its first interval and backs off while it
+    lasts (queued: 0.5 s up to 5 s, never faster than 0.1 s per job ahead; running: 0.5 s up to 2 s). A
+    queue-position change never brings the pace back to the fastest: with hundreds of jobs queued, positions
+    change on every reading, and resetting made every job poll at the fastest rate."""
 
-    FIRST, QUEUE_MAX, RUN_START, RUN_MAX = 0.25, 5.0, 0.5, 2.0
+    PHASES = {"IN_QUEUE": (0.5, 1.6, 5.0), "IN_PROGRESS": (0.5, 1.25, 2.0)}
+    PER_JOB_AHEAD = 0.1
 
     def __init__(self) -> None:
-        self.interval = self.FIRST
-        self._last: tuple[str, int | None] | None = None
+        self.interval = 0.0
+        self._state: str | None = None
 
     def next(self, state: str, position: int | None) -> float:
         """Seconds to wait after a reading in ``state`` at ``position``."""
-        seen = (state, position)
-        if self._last is not None and seen != self._last:  # moved: look again soon
-            self.interval = self.RUN_START if state == "IN_PROGRESS" else self.FIRST
-        elif state == "IN_PROGRESS":
-            self.interval = min(max(self.interval, self.RUN_START) * 1.25, self.RUN_MAX)
+        first, factor, most = self.PHASES.get(state, self.PHASES["IN_QUEUE"])
+        if state != self._state:
+            self._state, self.interval = state, first
         else:
-            self.interval = min(self.interval * 1.6, self.QUEUE_MAX)
-        self._last = seen
+            self.interval = min(self.interval * factor, most)
+        if state == "IN_QUEUE" and position:
+            self.interval = max(self.interval, min(most, self.PER_JOB_AHEAD * position))
         return self.interval
 
 
@@ -160,7 +164,8 @@ def _arguments_to_send(ledger: Ledger, run: JobRun) -> tuple[dict, list[tuple[st
 
 
 async def submit_step(ledger: Ledger, run: JobRun) -> None:
-    """Upload local inputs, store what will be sent, POST it, store the request id and URLs."""
+    """Upload local inputs (what was uploaded is stored before the POST, so a resume never uploads twice),
+    POST, then store the request id, URLs and first status in one write."""
     rec = run.record
     async with ledger.submit_slots:
         run.phase = Phase.UPLOADING
@@ -168,7 +173,8 @@ async def submit_step(ledger: Ledger, run: JobRun) -> None:
         arguments = await _upload_all(ledger, arguments, uploads)
         rec.arguments, run.uploads = arguments, []
         rec.submit_attempts += 1
-        ledger.persist(run, "arguments", "submit_attempts")
+        if uploads or rec.submit_attempts > 1:  # a fresh job without uploads has nothing new to keep yet
+            ledger.persist(run, "arguments", "submit_attempts")
         run.phase = Phase.POSTING
         options = {k: rec.options.get(k) for k in ("webhook_url", "priority", "start_timeout", "hint")}
         try:
@@ -179,13 +185,17 @@ async def submit_step(ledger: Ledger, run: JobRun) -> None:
     rec.request_id, rec.status_url = handle.request_id, handle.status_url
     rec.response_url, rec.cancel_url = handle.response_url, handle.cancel_url
     rec.submitted_at, rec.state = utcnow(), JobState.IN_QUEUE
-    ledger.persist(run, "request_id", "status_url", "response_url", "cancel_url", "submitted_at", "state")
-    apply_status(ledger, run, status)
+    _read_status(rec, status)
+    ledger.persist(run, "request_id", "status_url", "response_url", "cancel_url", "submitted_at", "submit_attempts",
+                   *PROGRESS_FIELDS)
+    _check_cancelled(rec, status)
 
 
-def apply_status(ledger: Ledger, run: JobRun, status: Status) -> None:
-    """Copy a reading into the record; persist (and so notify) only when something a user sees changed."""
-    rec = run.record
+PROGRESS_FIELDS = ("state", "queue_position", "logs", "inference_time", "started_at")
+
+
+def _read_status(rec: JobRecord, status: Status) -> bool:
+    """Copy a reading into the record; True when something a user sees changed."""
     before = (rec.state, rec.queue_position, len(rec.logs), rec.inference_time)
     if status.state == "IN_PROGRESS" or (status.done and rec.state is not JobState.IN_PROGRESS):
         if rec.started_at is None:
@@ -197,18 +207,32 @@ def apply_status(ledger: Ledger, run: JobRun, status: Status) -> None:
         rec.logs = []
         rec.add_logs(messages)
     rec.inference_time = status.inference_time or rec.inference_time
-    if (rec.state, rec.queue_position, len(rec.logs), rec.inference_time) != before:
-        ledger.persist(run, "state", "queue_position", "logs", "inference_time", "started_at")
+    return (rec.state, rec.queue_position, len(rec.logs), rec.inference_time) != before
+
+
+def _check_cancelled(rec: JobRecord, status: Status) -> None:
     if status.done and status.error_type == "request_cancelled":  # cancelled, maybe by another process whose
         # row update may not have landed yet: the result GET could only repeat this, so it is not sent
         raise JobCancelledError(f"request {rec.request_id} was cancelled", request_id=rec.request_id)
 
 
+def apply_status(ledger: Ledger, run: JobRun, status: Status) -> None:
+    """Copy a reading into the record; when something a user sees changed, note it (watchers are told at
+    once, the store gets it in the next batch)."""
+    if _read_status(run.record, status):
+        ledger.note(run, *PROGRESS_FIELDS)
+    _check_cancelled(run.record, status)
+
+
 async def _stream(ledger: Ledger, run: JobRun, handle: RequestHandle) -> bool:
-    """Follow by SSE while a stream slot is free; True once COMPLETED was seen (else the caller polls)."""
-    if ledger.sse_slots.locked():
+    """Follow by SSE if a stream slot is free and this job has not tried one yet; True once COMPLETED was
+    seen (else the caller polls). One try per job: a server without streams costs one request, not one per
+    poll."""
+    slots = ledger.stream_slots
+    if slots.locked() or run.streamed:
         return False
-    async with ledger.sse_slots:
+    run.streamed = True
+    async with slots:
         try:
             statuses = ledger.client.stream_status(handle, poll_fallback=False)
             async with contextlib.aclosing(statuses):
@@ -222,8 +246,14 @@ async def _stream(ledger: Ledger, run: JobRun, handle: RequestHandle) -> bool:
 
 
 async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
+    """Poll at the pace of the job's phase, from the last reading on (the submit's answer counts); switch to
+    the stream as soon as a stream slot frees up."""
     pacer, failures = PollPacer(), 0
+    rec = run.record
+    await asyncio.sleep(pacer.next(rec.state.value, rec.queue_position))
     while True:
+        if await _stream(ledger, run, handle):
+            return
         try:
             status = await ledger.client.status(handle)
         except NotFoundError as exc:
@@ -247,7 +277,8 @@ async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
 
 
 async def follow_step(ledger: Ledger, run: JobRun) -> None:
-    """Until fal says COMPLETED: the SSE stream first, adaptive polling when it is unavailable or ends."""
+    """Until fal says COMPLETED: the SSE stream when a slot is free, else polling paced by the job's phase
+    (which moves to a stream when one frees up)."""
     handle = handle_of(run.record)
     if not await _stream(ledger, run, handle):
         await _poll(ledger, run, handle)
@@ -268,7 +299,8 @@ async def result_step(ledger: Ledger, run: JobRun) -> None:
                 raise
             log.warning("result of %s failed (%s); trying again", rec.request_id, exc)
             await asyncio.sleep(transient_delay(attempt))
-    ledger.persist(run, "result", "inference_time")
+    if media_items(rec.result or {}):  # kept before downloading, so a resume downloads without asking again
+        ledger.persist(run, "result", "inference_time")
 
 
 async def _download_one(ledger: Ledger, run: JobRun, index: int, item: dict) -> str | None:
@@ -289,8 +321,7 @@ async def download_step(ledger: Ledger, run: JobRun) -> None:
     """Save every media item of the result into the outputs folder, concurrently (bounded)."""
     items = media_items(run.record.result or {})
     paths = await asyncio.gather(*(_download_one(ledger, run, n, item) for n, item in enumerate(items)))
-    run.record.files = [p for p in paths if p]
-    ledger.persist(run, "files", "logs")
+    run.record.files = [p for p in paths if p]  # stored with the final state, in the same write
 
 
 async def drive(ledger: Ledger, run: JobRun) -> Outcome:

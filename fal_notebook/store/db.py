@@ -196,6 +196,19 @@ class JobStore:
         values = {n: getattr(record, n) for n in names}
         return self.update(record.id, owner=owner, release=release, **values)
 
+    def save_many(self, items: Iterable[tuple[JobRecord, Iterable[str]]], *, owner: str) -> set[str]:
+        """Write fields of many records in one transaction, each only while ``owner`` holds it and it is
+        unfinished (as :meth:`save`); returns the ids that were not written (lost to another process)."""
+        statements = [self._update_sql(record.id, {n: getattr(record, n) for n in names}, owner=owner)
+                      for record, names in items]
+        if not statements:
+            return set()
+
+        def body(conn: sqlite3.Connection) -> set[str]:
+            return {job_id for job_id, sql, params in statements if conn.execute(sql, params).rowcount != 1}
+
+        return self._immediate(body)
+
     def update(self, job_id: str, *, owner: str | None = None, unfinished: bool = False, release: bool = False,
                **values: Any) -> bool:
         """Set columns of one row (``updated_at`` too).
@@ -206,6 +219,11 @@ class JobStore:
         """
         if release:
             values.update(owner=None, lease_until=None)
+        _, sql, params = self._update_sql(job_id, values, owner=owner, unfinished=unfinished)
+        return self._write(sql, params) == 1
+
+    def _update_sql(self, job_id: str, values: dict[str, Any], *, owner: str | None = None,
+                    unfinished: bool = False) -> tuple[str, str, list[Any]]:
         if "arguments" in values:
             values["arguments"] = self.store_inputs(values["arguments"])
         values.setdefault("updated_at", utcnow())
@@ -221,7 +239,7 @@ class JobStore:
         if owner is not None or unfinished:
             where += f" AND state IN ({', '.join('?' for _ in UNFINISHED)})"
             params += UNFINISHED
-        return self._write(f"UPDATE jobs SET {sets} WHERE {where}", params) == 1
+        return job_id, f"UPDATE jobs SET {sets} WHERE {where}", params
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
