@@ -26,6 +26,7 @@ import ipywidgets as W
 from ...errors import FalError, UsageError, one_line
 from ...views.card_data import thumbnail_uri
 from .board import MESSAGES, Board
+from .form import SchemaForm
 from .records import comparison_of, detail_of, job_record, media_of, model_for_media, reusable, short_model
 from .snapshot import local_href, snapshot_html, snapshot_text
 
@@ -53,17 +54,6 @@ def _pool(name: str) -> concurrent.futures.ThreadPoolExecutor:
         return pool
 
 
-def _form_class() -> Any:
-    import importlib
-
-    try:  # by name until the schema form lands next to this module; then a plain import
-        return importlib.import_module(f"{__package__}.form").SchemaForm
-    except ImportError:
-        from ._standin_form import SchemaForm
-
-        return SchemaForm
-
-
 def panel(model: str | None = None) -> Panel:
     """A new :class:`Panel` for ``model`` (any fal model id; none: the form's default); show it as a cell's value."""
     return Panel(model)
@@ -87,7 +77,7 @@ class Panel:
         self._dirty: set[str] = set()
         self._flush_pending = False
         self._comparing: list[str] = []
-        self.form = _form_class()(model, on_submit=self._on_submit)
+        self.form = SchemaForm(model, on_submit=self._on_submit)
         self.board = Board()
         self.board.on_msg(self._on_message)
         self.board.observe(self._on_selected, names=["selected"])
