@@ -61,7 +61,12 @@ def test_panel_submit_gallery_select_and_reuse_in_jupyterlab(tmp_path, monkeypat
                                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
                 try:
                     page = browser.new_page(viewport={"width": 1280, "height": 1300})
-                    shot = drive(page, lab)
+                    try:
+                        shot = drive(page, lab)
+                    except Exception:
+                        page.screenshot(path=str(tmp_path / "failure.png"))  # what the browser showed
+                        print("failure screenshot:", tmp_path / "failure.png")
+                        raise
                 finally:
                     browser.close()
             sent = [job.arguments for job in server.jobs.values()]

@@ -41,3 +41,9 @@ def test_panel_notebook_chains_three_models_headless(tmp_path):
     (shown,) = [o for o in last if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     snapshot = shown["data"]["text/html"]
     assert snapshot.count('<img src="data:image/jpeg;base64,') == 3 and "COMPLETED" in snapshot
+    # what GitHub and nbviewer build on: nbconvert's HTML shows the snapshot where the live widget was
+    from nbconvert import HTMLExporter
+
+    nb.metadata.pop("widgets", None)  # as JupyterLab saves by default: no widget state, only the outputs
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    assert body.count("fal-panel-snapshot") == 2  # the panel at the top and the one shown again at the end

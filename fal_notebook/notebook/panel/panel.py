@@ -41,16 +41,18 @@ THUMB_SIDE, THUMB_BYTES = 320, 24_000  # a gallery tile / the detail preview (a 
 SNAPSHOT_SIDE, SNAPSHOT_BYTES = 128, 8_000
 SUBMIT_TIMEOUT = 120.0  # Panel.submit(): storing the jobs (and fetching an unknown model's schema)
 IDS_PER_REQUEST = 100  # thumbnails answered per message from the view
+THUMBS_PER_MESSAGE = 6  # sent together; two workers make them (Pillow decodes and resizes without the GIL)
 _pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
 def _pool(name: str) -> concurrent.futures.ThreadPoolExecutor:
-    """One worker thread per kind of work, shared by every panel: submits never wait behind thumbnails."""
+    """Worker threads per kind of work, shared by every panel: submits never wait behind thumbnails."""
     with _pools_lock:
         pool = _pools.get(name)
         if pool is None:
-            pool = _pools[name] = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"fal-panel-{name}")
+            workers = 2 if name == "thumbs" else 1
+            pool = _pools[name] = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"fal-panel-{name}")
         return pool
 
 
@@ -211,10 +213,13 @@ class Panel:
             return
         kind, ref = content["type"], str(content.get("id") or "")
         if kind == "thumbs":
-            ids = [str(i) for i in (content.get("ids") or [])[:IDS_PER_REQUEST]]
-            _pool("thumbs").submit(self._send_thumbs, ids)
+            ids = content.get("ids")
+            if isinstance(ids, list):
+                ids = [str(i) for i in ids[:IDS_PER_REQUEST]]
+                for start in range(0, len(ids), THUMBS_PER_MESSAGE):  # the first tiles fill in first
+                    _pool("thumbs").submit(self._send_thumbs, ids[start:start + THUMBS_PER_MESSAGE])
         elif kind == "cancel":
-            self.cancel(ref)
+            self._hop(self.cancel, ref)
         elif kind == "clear_compare":
             self._hop(self.uncompare)
         else:

@@ -1,0 +1,222 @@
+"""How fast a gallery of 500 stored jobs opens in the browser, and how much widget state it syncs.
+
+    .venv/bin/python bench/panel_gallery.py [--jobs 500]
+
+A job store is filled with ``--jobs`` COMPLETED jobs of this notebook, each with its own 1024×1024 PNG on disk
+(rows written directly: the bench is about the gallery, not about running jobs). A throw-away JupyterLab on
+loopback and Debian's headless chromium then run, in one kernel:
+
+- **panel**: ``fal_notebook.panel()`` as a cell's value. Timed from the click on "run cell" to (1) every tile in
+  the DOM and (2) the thumbnails of the tiles in view loaded (the view asks the kernel for those only);
+- **baseline**: the naive gallery, one ``ipywidgets.Image`` per job in a ``GridBox``, each holding the same size
+  of JPEG thumbnail (made with ``media.thumbnail_jpeg``), timed the same way (every image loaded).
+
+Synced state is the JSON of ``get_state()`` of every widget in the displayed tree, binary buffers counted by
+their length. Prints a table and the ratio baseline / panel (> 1x: the panel does better). Needs
+``/usr/bin/chromium``; nothing leaves loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import header, ratio, table  # noqa: E402
+
+MODEL = "fal-ai/nano-banana-pro"
+STATE_CODE = """
+import json
+def _state_bytes(widget, seen=None):
+    \"\"\"The JSON of every synced trait of ``widget`` and the widgets it holds; binary values by length.\"\"\"
+    import ipywidgets as W
+    seen = set() if seen is None else seen
+    if widget.model_id in seen:
+        return 0
+    seen.add(widget.model_id)
+    total = 0
+    for key, value in widget.get_state().items():
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            total += len(value)
+        else:
+            total += len(json.dumps(value, default=str))
+        held = getattr(widget, key, None)
+        for child in (held if isinstance(held, (list, tuple)) else [held]):
+            if isinstance(child, W.Widget):
+                total += _state_bytes(child, seen)
+    return total
+"""
+PANEL_CELL = "panel = fal_notebook.panel('nano-banana-pro')\npanel"
+BASELINE_CELL = """import ipywidgets as W
+from fal_notebook import media
+grid = W.GridBox([W.Image(value=media.thumbnail_jpeg(j.files[0], max_side=320, max_bytes=24_000), format='jpeg',
+                          layout=W.Layout(width='132px', height='132px', object_fit='cover'))
+                  for j in fal_notebook.jobs(state='COMPLETED', limit=N)],
+                 layout=W.Layout(grid_template_columns='repeat(auto-fill, 132px)', max_height='520px',
+                                 overflow_y='auto'))
+grid"""
+# resolves when the cell's output shows `count` tiles, then when the images in view are loaded
+TIMING_JS = """async ([index, selector, count, imgSelector]) => {
+  const app = window.jupyterapp, panel = app.shell.currentWidget, nb = panel.content;
+  nb.activeCellIndex = index;
+  const t0 = performance.now();
+  void app.commands.execute('notebook:run-cell');
+  const area = () => nb.widgets[index].node.querySelector('.jp-OutputArea');
+  const frame = () => new Promise(r => requestAnimationFrame(r));
+  const inView = (imgs) => new Promise((resolve) => {  // what the browser itself counts as on screen
+    if (!imgs.length) { resolve([]); return; }
+    const io = new IntersectionObserver((entries) => {
+      io.disconnect();
+      resolve(entries.filter((e) => e.isIntersecting).map((e) => e.target));
+    });
+    imgs.forEach((i) => io.observe(i));
+  });
+  let tiles = null, shown = null;
+  while (performance.now() - t0 < 120000) {
+    await frame();
+    const out = area();
+    if (!out) continue;
+    if (tiles === null && out.querySelectorAll(selector).length >= count) tiles = performance.now() - t0;
+    if (tiles !== null) {
+      const visible = await inView([...out.querySelectorAll(imgSelector)]);
+      if (visible.length && visible.every(i => i.complete && i.naturalWidth > 0)) {
+        shown = performance.now() - t0;
+        return {tiles, shown, visible: visible.length};
+      }
+    }
+  }
+  return {tiles, shown, visible: 0};
+}"""
+
+
+def fill_store(home: Path, outputs: Path, origin: str, count: int) -> None:
+    from fal_notebook.media import make_test_image
+    from fal_notebook.store import JobStore
+    from fal_notebook.store.db import JobRecord, JobState, new_job_id, utcnow
+
+    store = JobStore(home / "jobs.sqlite3")
+    start = utcnow() - timedelta(hours=1)
+    for i in range(count):
+        job_id = new_job_id()
+        path = outputs / f"{job_id}-0.png"
+        path.write_bytes(make_test_image(1024, 1024, "png", text=f"job {i}"))
+        created = start + timedelta(seconds=i)
+        store.insert(JobRecord(
+            id=job_id, endpoint=MODEL, arguments={"prompt": f"stored job {i}: a red fox", "seed": i},
+            state=JobState.COMPLETED, request_id=f"req-{i}", created_at=created, submitted_at=created,
+            started_at=created, finished_at=created + timedelta(seconds=2), inference_time=1.5,
+            result={"images": [{"url": f"http://127.0.0.1:9/{job_id}.png", "content_type": "image/png"}],
+                    "seed": i},
+            files=[str(path)], logs=["Generating: step 3/3"], origin=origin))
+    store.close()
+
+
+def measure(count: int, tmp: Path) -> dict[str, dict]:
+    import nbformat
+    from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
+    from playwright.sync_api import sync_playwright
+    from test_browser import KERNEL_READY_JS
+
+    from fal_notebook.emulator import EmulatorServer
+
+    nb_dir, home, outputs = tmp / "notebooks", tmp / "home", tmp / "notebooks" / "fal_outputs"
+    for folder in (nb_dir, home, outputs):
+        folder.mkdir(parents=True, exist_ok=True)
+    origin = str(nb_dir / "bench.ipynb")
+    fill_store(home, outputs, origin, count)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        f"import fal_notebook, ipywidgets, anywidget, jsonschema  # warm imports: timed cells start equal\n"
+        f"N = {count}\n{STATE_CODE}", PANEL_CELL,
+        "print(json.dumps({'panel': _state_bytes(panel.widget)}))", BASELINE_CELL,
+        "print(json.dumps({'baseline': _state_bytes(grid)}))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nb_dir / "bench.ipynb")
+    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        os.environ[name] = str(tmp / "user-home" / sub)
+    results: dict[str, dict] = {}
+    with EmulatorServer(scenario="fast") as server:
+        env = {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "bench-id:bench-secret",
+               "FAL_NOTEBOOK_HOME": str(home), "FAL_NOTEBOOK_OUTPUTS": str(outputs),
+               "JPY_SESSION_NAME": origin, "JUPYTER_DATA_DIR": str(tmp / "lab" / "data")}
+        proc, lab = start_jupyterlab(nb_dir, tmp / "lab", env)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=chromium_or_skip(), headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+                page = browser.new_page(viewport={"width": 1280, "height": 1100})
+                page.goto(f"{lab['base']}/lab/tree/bench.ipynb?reset&token={lab['token']}")
+                page.wait_for_function(KERNEL_READY_JS, timeout=90_000, polling=250)
+                run_cell(page, 0)
+                results["panel"] = page.evaluate(TIMING_JS, [1, ".fal-tile", count, ".fal-tile img"])
+                results["panel"].update(printed(page, 2))
+                results["baseline"] = page.evaluate(TIMING_JS, [3, ".widget-image", count, "img.widget-image"])
+                results["baseline"].update(printed(page, 4))
+                browser.close()
+        finally:
+            stop_process_group(proc)
+    return results
+
+
+def run_cell(page, index: int) -> None:
+    page.evaluate(f"""async () => {{ const nb = window.jupyterapp.shell.currentWidget.content;
+        nb.activeCellIndex = {index}; await window.jupyterapp.commands.execute('notebook:run-cell'); }}""")
+
+
+def printed(page, index: int) -> dict:
+    """Run a cell that prints one JSON line; return it parsed."""
+    from test_browser import KERNEL_READY_JS
+
+    page.wait_for_function(KERNEL_READY_JS, timeout=120_000, polling=250)
+    run_cell(page, index)
+    area = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
+    area.locator(".jp-OutputArea-output pre").first.wait_for(timeout=120_000)
+    page.wait_for_function(KERNEL_READY_JS, timeout=120_000, polling=250)
+    found = re.search(r"\{[^{}]*\}\s*$", area.inner_text().strip())
+    if found is None:
+        raise RuntimeError(f"cell {index} printed no JSON: {area.inner_text()[-2000:]}")
+    key, value = json.loads(found.group(0)).popitem()
+    return {"state_bytes": value}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=500)
+    args = parser.parse_args()
+    print(header(f"panel gallery: {args.jobs} stored jobs, JupyterLab + headless chromium"))
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="fal-bench-panel-"))
+    try:
+        results = measure(args.jobs, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = []
+    for name in ("baseline", "panel"):
+        r = results[name]
+        rows.append([name, f"{r['tiles'] / 1000:.2f}", f"{(r['shown'] or 0) / 1000:.2f}", str(r["visible"]),
+                     f"{r['state_bytes'] / 1e6:.2f}"])
+    print(table(["gallery", "all tiles in DOM s", "visible thumbs loaded s", "visible", "synced state MB"], rows))
+    base, ours = results["baseline"], results["panel"]
+    print(f"ratio baseline / panel: tiles {ratio(base['tiles'], ours['tiles'])}, "
+          f"visible thumbnails {ratio(base['shown'] or 0, ours['shown'] or 1)}, "
+          f"synced state {ratio(base['state_bytes'], ours['state_bytes'])}")
+    if ours["shown"] is None:
+        print("panel: the thumbnails in view did not all load within 120 s")
+        return
+    print(f"panel: opens in {ours['shown'] / 1000:.2f} s (goal < 1 s), state {ours['state_bytes'] / 1e6:.2f} MB "
+          f"(goal < 2 MB); bench took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
