@@ -31,6 +31,10 @@ _EXPORTS: dict[str, str] = {
     "FalTimeoutError": "errors",
     "RequestError": "errors", "AuthError": "errors", "NotFoundError": "errors", "JobFailedError": "errors",
     "ResultExpiredError": "errors", "JobCancelledError": "errors",
+    # fal's platform: prices, spend, history, the whole catalogue
+    "estimate": "jobs", "submit_many": "jobs", "spend": "jobs", "import_history": "jobs", "adopt": "jobs",
+    "search_models": "jobs", "PlatformClient": "client", "AsyncPlatformClient": "client",
+    "CostLimitError": "errors",
 }
 
 __all__ = [
@@ -44,6 +48,8 @@ __all__ = [
     "FalError", "ConfigError", "UsageError", "ValidationError", "UnknownModelError", "UploadError",
     "TransportError", "FalTimeoutError", "RequestError", "AuthError", "NotFoundError", "JobFailedError",
     "ResultExpiredError", "JobCancelledError",
+    "estimate", "submit_many", "spend", "import_history", "adopt", "search_models", "PlatformClient",
+    "AsyncPlatformClient", "CostLimitError",
 ]
 
 

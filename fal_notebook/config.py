@@ -23,6 +23,8 @@ __all__ = [
     "find_key",
     "load_settings",
     "origin_of",
+    "read_max_cost",
+    "MAX_COST_ENV",
     "DEFAULT_QUEUE",
     "DEFAULT_REST",
     "DEFAULT_CDN",
@@ -225,6 +227,29 @@ class Limits:
             download_seconds=_number(env, "FAL_NOTEBOOK_DOWNLOAD_SECONDS", cls.download_seconds),
             max_outputs=int(_number(env, "FAL_NOTEBOOK_MAX_OUTPUTS", cls.max_outputs)),
         )
+
+
+MAX_COST_ENV = "FAL_NOTEBOOK_MAX_COST"
+_NO_LIMIT = {"", "none", "off", "no", "unlimited"}
+
+
+def read_max_cost(env: Mapping[str, str] | None = None) -> float | None:
+    """The budget per job or group (``FAL_NOTEBOOK_MAX_COST``, in the price's currency); ``None``: no limit.
+
+    Read at each submit rather than held in :class:`Settings`, so ``%fal config max_cost=…`` applies at once
+    without rebuilding the job manager."""
+    env = os.environ if env is None else env
+    text = env.get(MAX_COST_ENV, "").strip().lstrip("$")
+    if text.lower() in _NO_LIMIT:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"{MAX_COST_ENV}={text!r} is not an amount: use a number such as 2.50 (or 'none' for "
+                          "no limit)")
+    return value
 
 
 def _default_home() -> Path:

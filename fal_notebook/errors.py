@@ -16,6 +16,7 @@ The tree (the only copy; keep it in step with the classes below):
     * JobFailedError ....... the request ended COMPLETED with an error; fal's detail is kept
       * ResultExpiredError . the result is gone: fal keeps it 1 h (6 min for >= 10 KB)
   * JobCancelledError ...... the request was cancelled before it produced a result
+  * CostLimitError ......... the estimate exceeds max_cost; nothing was sent (confirm=True / --yes sends it)
 
 Library code raises only these. The magics turn them into one-line usage errors and the CLI into an exit code.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "JobFailedError",
     "ResultExpiredError",
     "JobCancelledError",
+    "CostLimitError",
     "Problem",
     "detail_lines",
     "counted",
@@ -165,6 +167,17 @@ class JobCancelledError(FalError):
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         self.request_id = request_id
+        super().__init__(message)
+
+
+class CostLimitError(FalError):
+    """The estimated cost is above the ``max_cost`` budget; nothing was sent. ``estimate`` holds the figures
+    (``model``, ``unit_price``, ``unit``, ``quantity``, ``total``, ``currency``)."""
+
+    def __init__(self, message: str, *, estimate: dict[str, Any] | None = None, max_cost: float | None = None
+                 ) -> None:
+        self.estimate = dict(estimate or {})
+        self.max_cost = max_cost
         super().__init__(message)
 
 

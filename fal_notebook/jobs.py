@@ -22,6 +22,7 @@ import sys
 import threading
 import types
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import counted
@@ -36,6 +37,7 @@ __all__ = [
     "JobState", "Job", "JobGroup", "JobManager", "UNFINISHED",
     "submit", "run", "run_async", "get", "jobs", "wait", "as_completed", "resume", "manager", "set_manager",
     "set_default_origin", "reset_for_tests", "model_spec",
+    "submit_many", "estimate", "spend", "import_history", "adopt", "search_models",
 ]
 
 log = logging.getLogger("fal_notebook")
@@ -87,13 +89,71 @@ def reset_for_tests() -> None:
 
 def submit(model: str, arguments: Mapping[str, Any] | None = None, /, *, validate: bool = True,
            tags: Iterable[str] = (), priority: str | None = None, webhook_url: str | None = None,
-           start_timeout: float | None = None, hint: str | None = None, **fields: Any) -> Job:
+           start_timeout: float | None = None, hint: str | None = None, confirm: bool = False,
+           **fields: Any) -> Job:
     """Queue a request and return its :class:`Job` at once. ``fields`` add to ``arguments``.
 
-    Raises ``ValidationError`` (nothing was sent) unless ``validate=False``.
+    Raises ``ValidationError`` (nothing was sent) unless ``validate=False``, and ``CostLimitError`` (nothing
+    was sent) when ``job.estimate`` would exceed ``max_cost`` unless ``confirm=True``.
     """
     return manager().submit(model, arguments, validate=validate, tags=tags, priority=priority,
-                            webhook_url=webhook_url, start_timeout=start_timeout, hint=hint, **fields)
+                            webhook_url=webhook_url, start_timeout=start_timeout, hint=hint, confirm=confirm,
+                            **fields)
+
+
+def submit_many(model: str, requests: Iterable[Mapping[str, Any]], /, *, confirm: bool = False,
+                **options: Any) -> JobGroup:
+    """Queue several requests to one model as a group: all inputs are checked, and the group's estimate held
+    against ``max_cost``, before the first is sent."""
+    return manager().submit_many(model, requests, confirm=confirm, **options)
+
+
+def estimate(model: str, arguments: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None = None, /,
+             **fields: Any) -> dict[str, Any] | None:
+    """What a request (or a list of requests) would cost, before sending anything:
+    ``{"model", "unit_price", "unit", "quantity", "total", "currency"}``; ``None`` when fal's price for the
+    model is not known (offline and never cached)."""
+    if arguments is None or isinstance(arguments, Mapping):
+        requests = [{**(arguments or {}), **fields}]
+    else:
+        requests = [{**a, **fields} for a in arguments]
+    return manager().estimate(model, requests)
+
+
+def spend(since: str | datetime | None = None, all: bool = False,  # noqa: A002 - the public name is `all`
+          usage: bool = True) -> dict[str, Any]:
+    """What this notebook's jobs (every job with ``all=True``) cost, per model, from their estimates, since
+    ``since`` (``"7d"``, ``"12h"``, a date, or a datetime); with ``usage`` also fal's own usage figures when
+    the key may read them (``report["fal_usage"]``)."""
+    from .runtime import account
+
+    when = since if isinstance(since, datetime) or since is None else account.parse_since(since)
+    return account.spend(manager(), since=when, all=all, usage=usage)
+
+
+def import_history(model: str | Iterable[str] | None = None, since: str | datetime | None = "1d"
+                   ) -> dict[str, Any]:
+    """Bring the account's past requests (made anywhere) into the job store: inputs, outputs and times, so
+    ``jobs(all=True)`` and the gallery show them. ``model``: one endpoint id or several (default: every
+    model this store, the catalogue or fal's usage knows)."""
+    from .runtime import account
+
+    models = [model] if isinstance(model, str) else list(model or [])
+    when = since if isinstance(since, datetime) or since is None else account.parse_since(since)
+    return account.import_history(manager(), models=models, since=when)
+
+
+def adopt(request_id: str, model: str) -> Job:
+    """Follow a request made from any other tool, by its fal request id and model; returns its :class:`Job`."""
+    return manager().adopt(request_id, model)
+
+
+def search_models(text: str | None = None, category: str | None = None) -> dict[str, Any]:
+    """Models matching ``text`` / ``category``: the bundled ones first, then fal's whole catalogue (offline:
+    the bundled ones, and ``report["note"]`` says so)."""
+    from .runtime import account
+
+    return account.search_models(manager(), text, category)
 
 
 def run(model: str, arguments: Mapping[str, Any] | None = None, /, *, timeout: float | None = None,

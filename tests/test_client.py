@@ -328,7 +328,10 @@ def test_fetch_openapi_sends_no_key_and_maps_404() -> None:
 
     rec = Recorder(handler)
     assert run(rec.client().fetch_openapi("fal-ai/flux/dev")) == {"openapi": "3.0.4"}
-    assert rec.requests[0].url.host == "fal.ai" and "authorization" not in rec.requests[0].headers
+    # the platform API's model list is asked first (no "models" here), then the public per-model route
+    platform, public = rec.requests[0], rec.requests[-1]
+    assert platform.url.host == "api.fal.ai" and platform.url.params["expand"] == "openapi-3.0"
+    assert public.url.host == "fal.ai" and "authorization" not in public.headers
     with pytest.raises(UnknownModelError):
         run(rec.client().fetch_openapi("fal-ai/nope"))
 

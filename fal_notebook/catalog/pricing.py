@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["unit_kind", "quantity", "image_size", "estimate_for", "PRICE_MAX_AGE", "load_prices", "save_prices",
-           "ESTIMATE_KEYS"]
+__all__ = ["unit_kind", "quantity", "image_size", "estimate_for", "cost_of", "PRICE_MAX_AGE", "load_prices",
+           "save_prices", "ESTIMATE_KEYS", "BILLED_STATES", "UNBILLED_STATES", "combine_estimates"]
 
 PRICE_MAX_AGE = 24 * 3600.0
 ESTIMATE_KEYS = ("model", "unit_price", "unit", "quantity", "total", "currency")
@@ -148,6 +148,49 @@ def estimate_for(model: str, price: Mapping[str, Any], requests: list[Mapping[st
     total_quantity = sum(quantity(unit, args, defaults, limits) for args in requests)
     return {"model": model, "unit_price": unit_price, "unit": unit, "quantity": round(total_quantity, 6),
             "total": round(unit_price * total_quantity, 9), "currency": str(price.get("currency") or "USD")}
+
+
+def combine_estimates(estimates: list[Mapping[str, Any] | None]) -> dict[str, Any] | None:
+    """One estimate for several (a group): quantities and totals summed. ``None`` when any is missing, or when
+    they mix models, units, prices or currencies (no one line says what they cost)."""
+    found = [e for e in estimates if e]
+    if not found or len(found) != len(estimates):
+        return None
+    keys = ("model", "unit", "unit_price", "currency")
+    if len({tuple(e.get(k) for k in keys) for e in found}) != 1:
+        return None
+    return {**{k: found[0].get(k) for k in ESTIMATE_KEYS},
+            "quantity": round(sum(float(e["quantity"]) for e in found), 6),
+            "total": round(sum(float(e["total"]) for e in found), 9)}
+
+
+BILLED_STATES = frozenset({"COMPLETED", "EXPIRED"})  # fal produced an output (an expired one was billed too)
+UNBILLED_STATES = frozenset({"FAILED", "CANCELLED"})  # fal bills only successful outputs
+
+
+def _output_megapixels(result: Mapping[str, Any]) -> float | None:
+    images = result.get("images") if isinstance(result.get("images"), list) else []
+    sizes = [(_number(i.get("width")), _number(i.get("height"))) for i in images if isinstance(i, Mapping)]
+    if not sizes or any(not w or not h for w, h in sizes):
+        return None
+    return sum(w * h for w, h in sizes) / 1_000_000  # type: ignore[operator]
+
+
+def cost_of(estimate: Mapping[str, Any] | None, state: str, result: Mapping[str, Any] | None = None
+            ) -> float | None:
+    """What a job cost once it ended: the estimate's total for a produced output (per megapixel: recomputed
+    from the output images' sizes when fal reports them), 0 for a failure or a cancel (fal bills only
+    successful outputs), ``None`` while unfinished or with no price known."""
+    if not estimate or state not in BILLED_STATES | UNBILLED_STATES:
+        return None
+    if state in UNBILLED_STATES:
+        return 0.0
+    total = _number(estimate.get("total"))
+    if unit_kind(str(estimate.get("unit", ""))) == "megapixel" and isinstance(result, Mapping):
+        megapixels, unit_price = _output_megapixels(result), _number(estimate.get("unit_price"))
+        if megapixels is not None and unit_price is not None:
+            return round(unit_price * megapixels, 9)
+    return total
 
 
 # ---------------------------------------------------------------------------------------------- cache

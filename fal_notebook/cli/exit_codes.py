@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import (
     AuthError,
     ConfigError,
+    CostLimitError,
     FalTimeoutError,
     JobCancelledError,
     NotFoundError,
@@ -32,6 +33,8 @@ EXIT_CODES: dict[int, tuple[str, tuple[type[BaseException], ...]]] = {
     7: ("the network failed and retries were used up", (TransportError,)),
     5: ("the request failed on fal's side (an error result, cancelled, expired, an HTTP error)",
         (RequestError, JobCancelledError)),
+    8: ("over budget: the estimated cost exceeds max_cost (FAL_NOTEBOOK_MAX_COST); nothing was sent, --yes "
+        "sends it anyway", (CostLimitError,)),
     INTERNAL: ("internal error (a bug: please report it with the command line)", ()),
     INTERRUPTED: ("interrupted (Ctrl-C)", ()),
 }

@@ -110,6 +110,9 @@ class AsyncPlatformClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.session = session or HttpSession(settings, transport=transport, timeout=timeout, retry=retry)
+        # on a shared session, this client's own timeout and retry policy apply per call
+        self._retry = retry if session is not None else None
+        self._timeout = timeout if session is not None and timeout is not DEFAULT_TIMEOUT else None
 
     @property
     def settings(self) -> Settings:
@@ -133,7 +136,7 @@ class AsyncPlatformClient:
         url = self.settings.endpoints.platform_url(path)
         async with self.session.slot("platform"):
             response = await self.session.send("GET", url, what=what, api=True, idempotent=True, params=params,
-                                               timeout=timeout)
+                                               timeout=timeout or self._timeout, retry=self._retry)
         body = response_json(response)
         if not isinstance(body, dict):
             raise RequestError(f"{what}: the answer is not a JSON object", status_code=response.status_code)
@@ -234,7 +237,7 @@ class AsyncPlatformClient:
         url = self.settings.endpoints.platform_url("models/pricing/estimate")
         async with self.session.slot("platform"):
             response = await self.session.send("POST", url, what="cost estimate", api=True, idempotent=True,
-                                               json=body, timeout=timeout)
+                                               json=body, timeout=timeout or self._timeout, retry=self._retry)
         result = Estimate.from_json(response_json(response), estimate_type)
         if result is None:
             raise RequestError("cost estimate: the answer has no total_cost", status_code=response.status_code)

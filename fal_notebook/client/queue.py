@@ -28,7 +28,7 @@ import httpx
 
 from .._portal import Portal, get_portal
 from ..config import Settings
-from ..errors import FalTimeoutError, NotFoundError, RequestError, TransportError, UnknownModelError
+from ..errors import FalError, FalTimeoutError, NotFoundError, RequestError, TransportError, UnknownModelError
 from ..media import is_web_url
 from .http import response_json, translate_errors
 from .redirects import open_media
@@ -311,7 +311,17 @@ class AsyncQueueClient:
             ) from exc
 
     async def fetch_openapi(self, endpoint_id: str) -> dict[str, Any]:
-        """fal's per-model OpenAPI document. Public: sent without the key. Unknown model → UnknownModelError."""
+        """fal's OpenAPI document of one model: from the platform API's model list (``expand=openapi-3.0``),
+        else from the per-model document (public: sent without the key). Unknown model → UnknownModelError."""
+        from .platform import AsyncPlatformClient
+
+        try:
+            return await AsyncPlatformClient(session=self.session).openapi(endpoint_id)
+        except FalError as exc:  # not listed, no document, or the platform API unreachable: the public route
+            log.info("the platform API gave no OpenAPI document for %s (%s); asking fal.ai", endpoint_id, exc)
+        return await self._public_openapi(endpoint_id)
+
+    async def _public_openapi(self, endpoint_id: str) -> dict[str, Any]:
         url = self.settings.endpoints.openapi_url(urllib.parse.quote(endpoint_id, safe="/"))
         try:
             async with self.session.slot("schema"):

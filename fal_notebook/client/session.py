@@ -152,17 +152,20 @@ class HttpSession:
         content: Any = None,
         timeout: httpx.Timeout | float | None = None,
         follow_redirects: bool = False,
+        retry: RetryPolicy | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; return a 2xx answer (or one whose status is in ``accept``), raise the typed
         error otherwise. A streamed answer is returned unread: the caller closes it. ``follow_redirects`` is
-        for keyless media downloads only (a CDN may redirect to its storage)."""
+        for keyless media downloads only (a CDN may redirect to its storage). ``retry`` replaces the session's
+        policy for this call (a price lookup before a submit tries once)."""
+        policy = retry or self.retry
         client = self.client()
         request_headers = self.headers(url, api=api, extra=headers)
         call_timeout = timeout if timeout is not None else self.timeout
         seconds = call_timeout.read if isinstance(call_timeout, httpx.Timeout) else call_timeout
         with translate_errors(what, timeout=seconds, secret=self._secret):
-            for attempt in range(1, self.retry.max_attempts + 1):
+            for attempt in range(1, policy.max_attempts + 1):
                 request = client.build_request(
                     method,
                     url,
@@ -172,25 +175,28 @@ class HttpSession:
                     **kwargs,
                 )
                 response = await self._attempt(
-                    client, request, attempt, stream=stream, idempotent=idempotent, redirects=follow_redirects
+                    client, request, attempt, stream=stream, idempotent=idempotent, redirects=follow_redirects,
+                    policy=policy,
                 )
                 if response is None:
                     continue
                 if response.is_success or response.status_code in accept:
                     return response
-                if not await self._retry_answer(response, attempt, what=what):
+                if not await self._retry_answer(response, attempt, what=what, policy=policy):
                     raise error_from_response(response, what=what, kind=kind, secret=self._secret)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _retry_answer(self, response: httpx.Response, attempt: int, *, what: str) -> bool:
+    async def _retry_answer(self, response: httpx.Response, attempt: int, *, what: str,
+                            policy: RetryPolicy | None = None) -> bool:
         """Read and close an error answer; sleep and return True when it is worth another attempt."""
+        policy = policy or self.retry
         await response.aread()
         await response.aclose()
-        if attempt >= self.retry.max_attempts or not should_retry_response(response):
+        if attempt >= policy.max_attempts or not should_retry_response(response):
             return False
-        delay = self.retry.delay(attempt, response)
+        delay = policy.delay(attempt, response)
         log.debug("%s: HTTP %s, retry %d in %.2f s", what, response.status_code, attempt, delay)
-        await self.retry.sleep(delay)
+        await policy.sleep(delay)
         return True
 
     async def _attempt(
@@ -202,16 +208,18 @@ class HttpSession:
         stream: bool,
         idempotent: bool,
         redirects: bool = False,
+        policy: RetryPolicy | None = None,
     ) -> httpx.Response | None:
         """One try. ``None`` means "failed in a retryable way and slept"; a final failure raises (httpx)."""
+        policy = policy or self.retry
         try:
             response = await client.send(request, stream=stream, follow_redirects=redirects)
         except httpx.TransportError as exc:
-            if attempt >= self.retry.max_attempts or not should_retry_error(
+            if attempt >= policy.max_attempts or not should_retry_error(
                 exc, request, idempotent=idempotent
             ):
                 raise
-            delay = self.retry.delay(attempt)
+            delay = policy.delay(attempt)
             log.debug(
                 "%s %s: %s, retry %d in %.2f s",
                 request.method,
@@ -220,7 +228,7 @@ class HttpSession:
                 attempt,
                 delay,
             )
-            await self.retry.sleep(delay)
+            await policy.sleep(delay)
             return None
         if response.http_version == "HTTP/2" and not self.multiplexed:
             self.multiplexed = True

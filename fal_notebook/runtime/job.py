@@ -180,6 +180,21 @@ class Job:
             finished_at=rec.finished_at, output=rec.result if rec.state is JobState.COMPLETED else None)
 
     @property
+    def estimate(self) -> dict[str, Any] | None:
+        """The price before paying: ``{"model", "unit_price", "unit", "quantity", "total", "currency"}``, or
+        ``None`` when fal's price for the model was not known at submit."""
+        return dict(self._record.estimate) if self._record.estimate else None
+
+    @property
+    def cost(self) -> float | None:
+        """What the job cost once it ended (fal bills only successful outputs: 0 for a failure or a cancel);
+        ``None`` while it runs or without a price."""
+        from ..catalog.pricing import cost_of
+
+        rec = self._rec
+        return cost_of(rec.estimate, rec.state.value, rec.result)
+
+    @property
     def urls(self) -> dict[str, str | None]:
         """fal's ``status_url``, ``response_url`` and ``cancel_url`` for this request (``None`` until accepted):
         enough to reach it with any client, the official SDK or curl."""
@@ -327,6 +342,19 @@ class JobGroup(list):
     @property
     def files(self) -> list[Path]:
         return [path for job in self for path in job.files]
+
+    @property
+    def estimate(self) -> dict[str, Any] | None:
+        """The group's estimate (quantities and totals summed); ``None`` when a job has no price."""
+        from ..catalog.pricing import combine_estimates
+
+        return combine_estimates([job.estimate for job in self])
+
+    @property
+    def cost(self) -> float | None:
+        """The summed cost once every job ended; ``None`` before, or when a job has no price."""
+        costs = [job.cost for job in self]
+        return None if not costs or any(c is None for c in costs) else round(sum(costs), 9)
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}

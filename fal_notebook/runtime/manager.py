@@ -26,9 +26,10 @@ from ..store.db import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, ne
 from ..store.legacy import import_legacy
 from . import cancel as _cancel
 from . import steps as _steps
-from .job import CANCEL_TIMEOUT, Job
+from .job import CANCEL_TIMEOUT, Job, JobGroup
 from .ledger import JobRun, Phase, handle_of
 from .outcome import LostJob, error_to_dict
+from .pricing import PriceBook, check_budget
 from .tracker import Tracker
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class JobManager:
         self._renewer: Any = None
         self._flusher: Any = None
         self._noted: dict[str, tuple[JobRun, set[str]]] = {}  # runtime thread only: progress not yet stored
+        self._prices: PriceBook | None = None
 
     def __repr__(self) -> str:
         return f"<JobManager origin={self.origin!r} store={self.store.path} live={len(self._runs)}>"
@@ -177,29 +179,105 @@ class JobManager:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._flush()
         await self.client.aclose()
+        if self._prices is not None:
+            await self._prices.aclose()
 
     # -- submitting --------------------------------------------------------------------------------------
     def submit(self, model: str, arguments: Mapping[str, Any] | None = None, *, validate: bool = True,
                tags: Iterable[str] = (), priority: str | None = None, webhook_url: str | None = None,
-               start_timeout: float | None = None, hint: str | None = None, **fields: Any) -> Job:
-        """Check the input, store the job, and hand it to the runtime. Returns at once.
+               start_timeout: float | None = None, hint: str | None = None, confirm: bool = False,
+               **fields: Any) -> Job:
+        """Check the input, price it, store the job, and hand it to the runtime. Returns at once.
 
-        Raises ``ValidationError`` / ``UnknownModelError`` before anything is stored or sent.
+        Raises ``ValidationError`` / ``UnknownModelError`` before anything is stored or sent, and
+        ``CostLimitError`` when the estimate exceeds ``max_cost`` (unless ``confirm``).
         """
         arguments = {**(arguments or {}), **fields}
         endpoint, arguments, uploads, warnings = self._check(model, arguments, validate)
+        estimate = self.prices.estimate(endpoint, [arguments], self._known_spec(endpoint))
+        check_budget(estimate, confirm=confirm)
         arguments, uploads = self.store.keep_uploads(arguments, uploads)
         self.start()
         options = {"validate": validate, "priority": priority, "webhook_url": webhook_url,
                    "start_timeout": start_timeout, "hint": hint}
         record = JobRecord(id=new_job_id(), endpoint=endpoint, arguments=arguments, origin=self.origin,
                            tags=list(tags), options={k: v for k, v in options.items() if v is not None},
-                           owner=self.owner, lease_until=time.time() + self.LEASE)
+                           owner=self.owner, lease_until=time.time() + self.LEASE, estimate=estimate)
         self.store.insert(record)
         run = JobRun(Tracker(record), uploads=uploads)
         job = self._job_for(run.tracker, warnings)
         self._follow(run)
         return job
+
+    def submit_many(self, model: str, requests: Iterable[Mapping[str, Any]], *, validate: bool = True,
+                    confirm: bool = False, **options: Any) -> JobGroup:
+        """Submit a group (``--n`` / ``--sweep``) as one decision: every input is checked and the group's
+        estimate held against ``max_cost`` before the first request is sent."""
+        requests = [dict(r) for r in requests]
+        endpoint = model
+        checked = []
+        for arguments in requests:
+            endpoint, args, _uploads, _warnings = self._check(model, dict(arguments), validate)
+            checked.append(args)
+        check_budget(self.estimate(endpoint, checked), count=len(checked), confirm=confirm)
+        return JobGroup(self.submit(model, args, validate=validate, confirm=True, **options) for args in requests)
+
+    def estimate(self, model: str, requests: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
+        """The price of these requests to ``model`` before paying (``None``: fal's price is not known)."""
+        from ..catalog import resolve
+
+        try:
+            endpoint = resolve(model)
+        except UnknownModelError:
+            endpoint = model.strip().strip("/")
+        return self.prices.estimate(endpoint, list(requests), self._known_spec(endpoint))
+
+    def adopt(self, request_id: str, model: str, *, arguments: Mapping[str, Any] | None = None,
+              tags: Iterable[str] = ()) -> Job:
+        """Follow a request made elsewhere (another tool or machine) by its fal request id: it is stored and
+        followed to its result here like any job. One the store already holds is returned as it is."""
+        from ..catalog import resolve
+        from ..client.wire import normalize_endpoint_id
+
+        request_id = request_id.strip()
+        if not request_id:
+            raise ValueError("a request id is needed")
+        self.start()
+        known = self.store.find_request(request_id)
+        if known is not None:
+            return self.get(known.id)
+        try:
+            endpoint = resolve(model)
+        except UnknownModelError:
+            endpoint = normalize_endpoint_id(model)
+        arguments = dict(arguments or {})
+        record = JobRecord(id=new_job_id(), endpoint=endpoint, request_id=request_id, state=JobState.IN_QUEUE,
+                           arguments=arguments, origin=self.origin, tags=["adopted", *tags],
+                           options={"validate": False}, owner=self.owner, lease_until=time.time() + self.LEASE,
+                           submitted_at=utcnow(),
+                           estimate=self.estimate(endpoint, [arguments]) if arguments else None)
+        record.status_url, record.response_url, record.cancel_url = self._fallback_urls(endpoint, request_id)
+        self.store.insert(record)
+        run = JobRun(Tracker(record))
+        job = self._job_for(run.tracker)
+        self._follow(run)
+        return job
+
+    @property
+    def prices(self) -> PriceBook:
+        with self._lock:
+            if self._prices is None:
+                self._prices = PriceBook(self.settings, self.portal, lambda: self.client.session)
+            return self._prices
+
+    def _known_spec(self, endpoint: str) -> ModelSpec | None:
+        """The spec at hand (bundled, registered, cached): its defaults say what a request left out."""
+        from ..catalog import lookup
+
+        try:
+            return lookup(endpoint, cache_dir=self.settings.schema_cache)
+        except FalError:
+            return None
 
     def _check(self, model: str, arguments: dict, validate: bool) -> tuple[str, dict, list, list[str]]:
         if not validate:
@@ -229,6 +307,10 @@ class JobManager:
         return self.portal.call(self.client.fetch_openapi(endpoint_id), timeout=SCHEMA_TIMEOUT)
 
     # -- following ---------------------------------------------------------------------------------------
+    def fallback_urls(self, endpoint: str, request_id: str) -> tuple[str, str, str]:
+        """(status, response, cancel) URLs of a request known only by its id (fal's documented paths)."""
+        return self._fallback_urls(endpoint, request_id)
+
     def _fallback_urls(self, endpoint: str, request_id: str) -> tuple[str, str, str]:
         from ..client.wire import RequestHandle
 

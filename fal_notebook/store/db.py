@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,10 +267,20 @@ class JobStore:
                 raise NotFoundError(f"{ref!r} matches several jobs ({shown}…); give more characters")
         raise NotFoundError(f"no job {ref!r} in {self.path}; `fal-notebook list --all` shows the known ones")
 
+    def find_request(self, request_id: str) -> JobRecord | None:
+        """The job holding exactly this fal request id, or ``None``."""
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM jobs WHERE request_id = ?", (request_id,)).fetchone()
+        return from_row(row) if row else None
+
     def list(self, *, origin: str | None = None, endpoint: str | None = None,
-             states: Iterable[JobState | str] | None = None, limit: int | None = None) -> list[JobRecord]:
-        """Rows, newest first, filtered by origin, endpoint and states."""
+             states: Iterable[JobState | str] | None = None, limit: int | None = None,
+             since: datetime | None = None) -> list[JobRecord]:
+        """Rows, newest first, filtered by origin, endpoint, states and creation time (``since``, inclusive)."""
         where, params = ["1 = 1"], []
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(to_sql("created_at", since))
         if origin is not None:
             where.append("origin = ?")
             params.append(origin)

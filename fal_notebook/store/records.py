@@ -90,6 +90,7 @@ class JobRecord:
     lease_until: float | None = None
     submit_attempts: int = 0
     result_fetches: int = 0
+    estimate: dict | None = None  # the price before paying (catalog.pricing.estimate_for); None: no price known
 
     def add_logs(self, lines: Iterable[str]) -> None:
         """Append log lines, keeping the newest ``LOG_TAIL`` (each cut to ``LOG_LINE_MAX`` characters)."""

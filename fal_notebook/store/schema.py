@@ -8,7 +8,7 @@ from __future__ import annotations
 __all__ = ["MIGRATIONS", "JSON_COLUMNS"]
 
 # Columns holding JSON text.
-JSON_COLUMNS = frozenset({"arguments", "logs", "result", "error", "files", "tags", "options"})
+JSON_COLUMNS = frozenset({"arguments", "logs", "result", "error", "files", "tags", "options", "estimate"})
 
 _V1 = [
     """
@@ -46,4 +46,7 @@ _V1 = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1]
+# The price before paying: {"model", "unit_price", "unit", "quantity", "total", "currency"} (NULL: no price known).
+_ESTIMATE = ["ALTER TABLE jobs ADD COLUMN estimate TEXT"]
+
+MIGRATIONS: list[list[str]] = [_V1, _ESTIMATE]
