@@ -70,3 +70,33 @@ def test_price_cache_lives_a_day_and_keeps_stale_entries_for_offline_use(tmp_pat
     (tmp_path / "prices.json").write_text("not json")
     assert load_prices(tmp_path) == {}
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp")]
+
+
+def test_a_cached_schema_expires_but_serves_offline(tmp_path):
+    from fal_notebook import catalog
+    from fal_notebook.catalog import _registered
+    from fal_notebook.catalog.openapi import cache_path, openapi_from_spec, save_cached
+
+    doc = openapi_from_spec(catalog.get("flux-dev"))
+    save_cached(doc, "acme/expiring", tmp_path)
+    old = time.time() - 30 * 86400
+    os.utime(cache_path("acme/expiring", tmp_path), (old, old))
+    fetched: list[str] = []
+
+    def fetch(endpoint_id: str) -> dict:
+        fetched.append(endpoint_id)
+        return doc
+
+    try:
+        assert catalog.lookup("acme/expiring", fetch=fetch, cache_dir=tmp_path).id == "acme/expiring"
+        assert fetched == ["acme/expiring"]  # older than a week: fetched again, and the copy renewed
+        assert time.time() - cache_path("acme/expiring", tmp_path).stat().st_mtime < 60
+        _registered.pop("acme/expiring")
+        os.utime(cache_path("acme/expiring", tmp_path), (old, old))
+
+        def offline(endpoint_id: str) -> dict:
+            raise OSError("no network")
+
+        assert catalog.lookup("acme/expiring", fetch=offline, cache_dir=tmp_path).source == "openapi"
+    finally:
+        _registered.pop("acme/expiring", None)

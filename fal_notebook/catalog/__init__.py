@@ -33,6 +33,7 @@ __all__ = [
     "bundled",
     "Lookup",
     "known",
+    "SCHEMA_MAX_AGE",
 ]
 
 log = logging.getLogger("fal_notebook")
@@ -173,8 +174,13 @@ def _unknown_message(model: str, *, offline: bool, reason: str = "") -> str:
     )
 
 
-def lookup(model: str, *, fetch: Fetch | None = None, cache_dir: Path | str | None = None) -> ModelSpec:
-    """Find a spec: bundled → registered → disk cache → ``fetch(endpoint_id)``; registers what it finds.
+SCHEMA_MAX_AGE = 7 * 24 * 3600.0  # a cached OpenAPI document is fetched again after a week (models change)
+
+
+def lookup(model: str, *, fetch: Fetch | None = None, cache_dir: Path | str | None = None,
+           max_age: float | None = SCHEMA_MAX_AGE) -> ModelSpec:
+    """Find a spec: bundled → registered → disk cache (younger than ``max_age`` s) → ``fetch(endpoint_id)`` →
+    an older cached copy (offline beats unknown); registers what it finds.
 
     ``fetch`` returns fal's per-model OpenAPI document (a dict) and may raise anything; the document is then
     cached in ``cache_dir``. Raises :class:`UnknownModelError` saying how to submit without checks.
@@ -187,12 +193,15 @@ def lookup(model: str, *, fetch: Fetch | None = None, cache_dir: Path | str | No
     endpoint_id = resolve(model)
     from . import openapi
 
-    doc = openapi.load_cached(endpoint_id, cache_dir) if cache_dir is not None else None
+    fresh_for = max_age if fetch is not None else None  # nothing to refresh from: any cached copy will do
+    doc = openapi.load_cached(endpoint_id, cache_dir, max_age=fresh_for) if cache_dir is not None else None
     reason = "no fetcher given" if fetch is None else ""
     if doc is None and fetch is not None:
         doc, reason = _try_fetch(fetch, endpoint_id)
         if doc is not None and cache_dir is not None:
             openapi.save_cached(doc, endpoint_id, cache_dir)
+        elif doc is None and cache_dir is not None:
+            doc = openapi.load_cached(endpoint_id, cache_dir)
     if doc is None:
         raise UnknownModelError(_unknown_message(model, offline=True, reason=reason))
     return register(openapi.spec_from_openapi(doc, endpoint_id))
