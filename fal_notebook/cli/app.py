@@ -25,7 +25,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import FalError, UsageError, one_line
 from ..parsers import SUBCOMMANDS, FalArgumentParser
-from . import commands, jobs
+from . import account, commands, jobs
 from .exit_codes import EXIT_CODE_TEXT, EXIT_CODES, INTERNAL, INTERRUPTED, exit_code
 from .output import emit, say, scrub
 
@@ -48,6 +48,10 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "to-data-uri": commands.cmd_data_uri,
     "video-to-uri": commands.cmd_data_uri,
     "emulator": commands.cmd_emulator,
+    "estimate": account.cmd_estimate,
+    "spend": account.cmd_spend,
+    "import-history": account.cmd_import_history,
+    "adopt": account.cmd_adopt,
 }
 
 

@@ -29,19 +29,20 @@ def cmd_check_key(command: Any) -> int:
 
 
 def cmd_models(command: Any) -> int:
-    from .. import catalog
+    """The bundled models first, then fal's whole catalogue; offline, the bundled ones and a note on stderr."""
+    from .. import jobs
+    from .jobs import manager
 
-    specs = [s for s in catalog.models() if command.matches(s)]
-    emit({"models": [_model_summary(s) for s in specs], "count": len(specs)})
+    manager()
+    report = jobs.search_models(command.search, command.category)
+    if report.get("note"):
+        say(report["note"])
+    emit({**report, "count": len(report["models"])})
     return 0
 
 
-def _model_summary(spec: Any) -> dict[str, Any]:
-    return {"id": spec.id, "title": spec.title, "category": spec.category, "aliases": list(spec.aliases),
-            "required": list(spec.required), "file_fields": sorted(spec.media_fields), "output": spec.output}
-
-
 def cmd_info(command: Any) -> int:
+    """Any fal model: bundled, cached, or described by its OpenAPI document (fetched once, cached)."""
     from .jobs import model_spec
 
     emit(model_spec(command.model).describe())

@@ -169,7 +169,8 @@ def _wait_and_emit(jobs: list[Any], timeout: float | None, render: Callable[[lis
 
 def cmd_submit(command: Any) -> int:
     arguments = _load_arguments(command.arguments)
-    job = manager().submit(command.model, arguments, validate=command.validate, tags=command.tags)
+    job = manager().submit(command.model, arguments, validate=command.validate, tags=command.tags,
+                           confirm=command.yes)
     if command.wait:
         return _wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
     # the request must reach fal before this process (and its runtime thread) ends

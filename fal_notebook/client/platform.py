@@ -131,11 +131,12 @@ class AsyncPlatformClient:
         await self.session.aclose()
 
     # -- plumbing ----------------------------------------------------------------------------------------
-    async def _get(self, path: str, params: list[tuple[str, str]], *, what: str, timeout: float | None = None
-                   ) -> dict[str, Any]:
+    async def _get(self, path: str, params: list[tuple[str, str]], *, what: str, timeout: float | None = None,
+                   keyless: bool = False) -> dict[str, Any]:
         url = self.settings.endpoints.platform_url(path)
+        api = not keyless or self.settings.key is not None  # keyless: a call fal answers without a key too
         async with self.session.slot("platform"):
-            response = await self.session.send("GET", url, what=what, api=True, idempotent=True, params=params,
+            response = await self.session.send("GET", url, what=what, api=api, idempotent=True, params=params,
                                                timeout=timeout or self._timeout, retry=self._retry)
         body = response_json(response)
         if not isinstance(body, dict):
@@ -144,14 +145,14 @@ class AsyncPlatformClient:
 
     async def pages(
         self, path: str, params: list[tuple[str, str]], *, what: str, max_pages: int = MAX_PAGES,
-        timeout: float | None = None,
+        timeout: float | None = None, keyless: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """Each page's body, following ``next_cursor`` while ``has_more``; at most ``max_pages`` pages."""
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(max(1, max_pages)):
             page = await self._get(path, params + ([("cursor", cursor)] if cursor else []), what=what,
-                                   timeout=timeout)
+                                   timeout=timeout, keyless=keyless)
             yield page
             next_cursor = page.get("next_cursor")
             if page.get("has_more") is False or not isinstance(next_cursor, str) or not next_cursor:
@@ -181,7 +182,8 @@ class AsyncPlatformClient:
         for batch in batches:
             params = _params(q=q or None, category=category or None, status=status or None,
                              endpoint_id=batch or None, expand="openapi-3.0" if openapi else None, limit=limit)
-            async for page in self.pages("models", params, what="model search", max_pages=max_pages):
+            async for page in self.pages("models", params, what="model search", max_pages=max_pages,
+                                         keyless=True):
                 items = page.get("models")
                 for item in items if isinstance(items, list) else []:
                     info = ModelInfo.from_json(item)

@@ -20,7 +20,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from ..errors import FalError, FalTimeoutError, UsageError, counted, one_line
 from ..parsers import grammar as parsers
 from ..views.card_data import prompt_of, state_name
-from ..views.tables import Message, job_table, model_info, models_table
+from ..views.money import found_models_table, spend_table
+from ..views.tables import Message, job_table, model_info
 from .interrupt import Interrupted
 
 __all__ = ["FalMagics"]
@@ -44,6 +45,10 @@ class FalMagics(Magics):
             "info": self.handle_info,
             "config": self.handle_config,
             "history": self.handle_history,
+            "estimate": self.handle_estimate,
+            "spend": self.handle_spend,
+            "import-history": self.handle_import_history,
+            "adopt": self.handle_adopt,
             "panel": self.handle_panel,
         }
 
@@ -52,10 +57,12 @@ class FalMagics(Magics):
     def fal(self, line: str, cell: str | None = None) -> Any:
         """Run a fal model, or manage jobs. ``%fal help`` lists everything.
 
-        %fal MODEL prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait]
+        %fal MODEL prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait] [--yes]
         %%fal MODEL [--field value …]   (body: a YAML mapping of fields, or the prompt; {name} from your namespace)
         %fal jobs | status ID | cancel ID|all | wait [--timeout S] | resume | models | info MODEL | config
         %fal history [TEXT]
+        %fal models [TEXT] [--category C] | estimate MODEL prompt [--field v] | spend [--since 7d] [--all]
+        %fal config max_cost=2.50 | import-history [--model M] [--since 7d] | adopt REQUEST_ID --model M
         %fal panel [MODEL]   (a form, this notebook's live jobs and a gallery; fal_notebook.panel() in Python)
         """
         from .. import jobs
@@ -82,7 +89,12 @@ class FalMagics(Magics):
         requests = call.expand()
         if len(requests) > 1 and call.validate:
             _validate_all(call.model, requests)  # a bad sweep value sends nothing, not half the sweep
-        submitted = [jobs.submit(call.model, args, validate=call.validate, tags=call.tags) for args in requests]
+        if len(requests) == 1:  # over max_cost: refused with the estimate, nothing sent (unless --yes)
+            submitted = [jobs.submit(call.model, requests[0], validate=call.validate, tags=call.tags,
+                                     confirm=call.yes)]
+        else:  # the group's estimate is held against max_cost before the first request is sent
+            submitted = list(jobs.submit_many(call.model, requests, validate=call.validate, tags=call.tags,
+                                              confirm=call.yes))
         result = submitted[0] if len(submitted) == 1 else jobs.JobGroup(submitted)
         if call.wait:
             self.presenter.wait_for(submitted, result)
@@ -141,9 +153,42 @@ class FalMagics(Magics):
         return Message(f"following {counted(len(resumed), 'unfinished job')} again")
 
     def handle_models(self, cmd: Any) -> Any:
-        from .. import catalog
+        from .. import jobs
 
-        return models_table([s for s in catalog.models() if cmd.matches(s)])
+        return found_models_table(jobs.search_models(cmd.search, cmd.category))
+
+    def handle_estimate(self, cmd: Any) -> dict:
+        """``%fal estimate MODEL prompt [--field v]``: the price before paying; nothing is sent."""
+        from .. import jobs
+
+        spec = jobs.manager().model_spec(cmd.model)
+        requests = parsers.build_model_call(spec, list(cmd.tokens), namespace=self.shell.user_ns).expand()
+        estimate = jobs.estimate(spec.id, requests)
+        if estimate is None:
+            raise UsageError(f"no price for {spec.id}: fal's pricing API could not be reached and no price is "
+                             "cached, or fal does not price this model per unit")
+        return estimate
+
+    def handle_spend(self, cmd: Any) -> Any:
+        from .. import jobs
+
+        return spend_table(jobs.spend(since=cmd.since, all=cmd.all))
+
+    def handle_import_history(self, cmd: Any) -> Message:
+        from .. import jobs
+
+        report = jobs.import_history(list(cmd.models), since=cmd.since)
+        failed = "; ".join(f"{f['model']}: {f['error']}" for f in report["failed"])
+        return Message(f"imported {report['imported']} past request(s) of {len(report['models'])} model(s) "
+                       f"(following {report['following']} unfinished); `%fal history` shows them"
+                       + (f"\nnot read: {failed}" if failed else ""))
+
+    def handle_adopt(self, cmd: Any) -> Any:
+        from .. import jobs
+
+        job = jobs.adopt(cmd.request_id, cmd.model)
+        self.presenter.present(job)
+        return job
 
     def handle_info(self, cmd: Any) -> Any:
         from .. import jobs
@@ -151,11 +196,15 @@ class FalMagics(Magics):
         return model_info(jobs.model_spec(cmd.model))
 
     def handle_config(self, cmd: Any) -> Message:
-        from ..config import load_settings
+        from ..config import load_settings, read_max_cost
 
+        for pair in cmd.settings:
+            _set_setting(pair)
         settings = load_settings()
+        limit = read_max_cost()
+        budget = "none (FAL_NOTEBOOK_MAX_COST or %fal config max_cost=…)" if limit is None else f"{limit:g}"
         return Message(f"{settings.describe()}\noutputs: {settings.outputs.resolve()}\n"
-                       f"job store: {settings.store_path}")
+                       f"job store: {settings.store_path}\nmax_cost: {budget}")
 
     def handle_history(self, cmd: Any) -> Any:
         from .. import jobs
@@ -177,6 +226,25 @@ class FalMagics(Magics):
 
 def _searchable(job: Any) -> str:
     return f"{job.id} {getattr(job, 'request_id', '') or ''} {job.model} {prompt_of(job)}".lower()
+
+
+_SETTINGS = {"max_cost": "FAL_NOTEBOOK_MAX_COST"}
+
+
+def _set_setting(pair: str) -> None:
+    """``max_cost=2.50`` (or ``none``) for this kernel: checked first, then put in its environment, where
+    every submit reads it."""
+    import os
+
+    from ..config import read_max_cost
+
+    name, eq, value = pair.partition("=")
+    key = name.strip().lower().replace("-", "_")
+    if not eq or key not in _SETTINGS:
+        raise UsageError(f"%fal config: expected NAME=VALUE with NAME one of {', '.join(_SETTINGS)}; got {pair!r}")
+    variable = _SETTINGS[key]
+    read_max_cost({variable: value})  # a bad amount is refused before it is kept
+    os.environ[variable] = value.strip()
 
 
 def _validate_all(model: str, requests: list[dict]) -> None:

@@ -10,7 +10,8 @@ from typing import Any, Literal
 __all__ = [
     "JobsCommand", "StatusCommand", "ResultCommand", "CancelCommand", "WaitCommand", "ResumeCommand",
     "ModelsCommand", "InfoCommand", "ConfigCommand", "HistoryCommand", "PanelCommand", "CheckKeyCommand",
-    "SubmitCommand", "PollCommand", "DataUriCommand", "EmulatorCommand",
+    "SubmitCommand", "PollCommand", "DataUriCommand", "EmulatorCommand", "EstimateCommand", "SpendCommand",
+    "ImportHistoryCommand", "AdoptCommand",
 ]
 
 
@@ -79,6 +80,7 @@ class InfoCommand:
 @dataclass(frozen=True, kw_only=True)
 class ConfigCommand:
     command: Literal["config"] = "config"
+    settings: tuple[str, ...] = ()  # ``name=value`` pairs to set (``max_cost=2.5``); none: show the settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +110,7 @@ class SubmitCommand:
     timeout: float | None = None
     validate: bool = True
     tags: tuple[str, ...] = ()
+    yes: bool = False  # send even when the estimate exceeds max_cost
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,3 +133,31 @@ class EmulatorCommand:
     host: str = "127.0.0.1"
     port: int = 8765
     scenario: str = "normal"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EstimateCommand:
+    command: Literal["estimate"] = "estimate"
+    model: str
+    tokens: tuple[str, ...] = ()  # the CLI's JSON (or @file.json, -), or the model call's words and options
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpendCommand:
+    command: Literal["spend"] = "spend"
+    since: str | None = None
+    all: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportHistoryCommand:
+    command: Literal["import-history"] = "import-history"
+    models: tuple[str, ...] = ()
+    since: str = "1d"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdoptCommand:
+    command: Literal["adopt"] = "adopt"
+    request_id: str
+    model: str

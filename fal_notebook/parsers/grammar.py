@@ -23,12 +23,15 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UnknownModelError, UsageError
 from .cell_body import interpolate, parse_cell_body
 from .commands import (
+    AdoptCommand,
     CancelCommand,
     CheckKeyCommand,
     ConfigCommand,
     DataUriCommand,
     EmulatorCommand,
+    EstimateCommand,
     HistoryCommand,
+    ImportHistoryCommand,
     InfoCommand,
     JobsCommand,
     ModelsCommand,
@@ -36,6 +39,7 @@ from .commands import (
     PollCommand,
     ResultCommand,
     ResumeCommand,
+    SpendCommand,
     StatusCommand,
     SubmitCommand,
     WaitCommand,
@@ -155,8 +159,45 @@ def _wait_args(p: argparse.ArgumentParser) -> None:
 
 
 def _models_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("search", nargs="?", help="Only models whose id, alias or title contains this text.")
+    p.add_argument("text", nargs="?", help="Search fal's catalogue (bundled models first) for this text.")
+    p.add_argument("--search", help="The same as TEXT.")
     p.add_argument("--category", help="Only this category, e.g. text-to-image or video-to-video.")
+
+
+def _models(ns: argparse.Namespace) -> ModelsCommand:
+    if ns.text and ns.search and ns.text != ns.search:
+        raise UsageError("give the search text once: as TEXT or with --search")
+    return ModelsCommand(search=ns.search or ns.text, category=ns.category)
+
+
+def _estimate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="Endpoint id or alias.")
+    p.add_argument("tokens", nargs=argparse.REMAINDER, metavar="INPUT",
+                   help="The input: JSON, @file.json or - (stdin), or a prompt with --field value options as in "
+                        "%%fal (--n and --sweep multiply the requests).")
+
+
+def _since(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--since", default=default, metavar="SPAN",
+                   help="Only since then: 7d, 12h, 30m, 2w, or a date (2026-01-31)." +
+                   (f" Default {default}." if default else ""))
+
+
+def _spend_args(p: argparse.ArgumentParser) -> None:
+    _since(p, None)
+    p.add_argument("--all", action="store_true", help="Every job in the store, not only this notebook's.")
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", dest="models", action="append", default=[], metavar="M",
+                   help="Only this model (repeatable); default: every model this store, the catalogue or fal's "
+                        "usage knows.")
+    _since(p, "1d")
+
+
+def _adopt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("request_id", metavar="REQUEST_ID", help="fal's request id, from any other tool.")
+    p.add_argument("--model", required=True, metavar="M", help="The endpoint id (or alias) it was sent to.")
 
 
 def _submit_args(p: argparse.ArgumentParser) -> None:
@@ -167,6 +208,7 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="Send the input as given, without checking it against the model's schema.")
     p.add_argument("--tag", dest="tags", action="append", default=[], help="Label the job (repeatable).")
+    p.add_argument("--yes", action="store_true", help="Send even when the estimate exceeds max_cost.")
 
 
 def _poll_args(p: argparse.ArgumentParser) -> None:
@@ -210,12 +252,15 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         Subcommand("resume", "Follow unfinished jobs again (this notebook's; --all for every origin).",
                    lambda p: p.add_argument("--all", action="store_true", help="Resume jobs of every origin."),
                    lambda ns: ResumeCommand(all=ns.all), cli=False),
-        Subcommand("models", "List the catalogue's models.", _models_args, lambda ns: _fields(ModelsCommand, ns)),
+        Subcommand("models", "Search fal's models: the bundled ones first, then fal's whole catalogue.",
+                   _models_args, _models),
         Subcommand("info", "Describe one model: fields, types, defaults, limits.",
                    lambda p: p.add_argument("model", help="Endpoint id or alias."),
                    lambda ns: InfoCommand(model=ns.model), aliases=("model-info",)),
-        Subcommand("config", "Show the endpoint, the masked key and where files go.", _nothing,
-                   lambda ns: ConfigCommand(), cli=False),
+        Subcommand("config", "Show the endpoint, the masked key, the budget and where files go; "
+                   "NAME=VALUE sets a setting for this session (max_cost=2.50, max_cost=none).",
+                   lambda p: p.add_argument("settings", nargs="*", metavar="NAME=VALUE"),
+                   lambda ns: ConfigCommand(settings=tuple(ns.settings)), cli=False),
         Subcommand("history", "Search past jobs by prompt, model or id.",
                    lambda p: (p.add_argument("text", nargs="*", help="Text to look for."),
                               p.add_argument("--limit", type=int, default=20, metavar="N", help="At most N jobs.")),
@@ -237,6 +282,15 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                    lambda ns: DataUriCommand(command="video-to-uri", path=ns.path), magic=False),
         Subcommand("emulator", "Run the local fal emulator until Ctrl-C.", _emulator_args,
                    lambda ns: _fields(EmulatorCommand, ns), magic=False),
+        Subcommand("estimate", "Price a request before paying: unit price × quantity (images, megapixels, "
+                   "seconds) = total.", _estimate_args,
+                   lambda ns: EstimateCommand(model=ns.model, tokens=tuple(ns.tokens))),
+        Subcommand("spend", "What the jobs cost, per model (from their estimates), and fal's own usage figures "
+                   "when the key may read them.", _spend_args, lambda ns: _fields(SpendCommand, ns)),
+        Subcommand("import-history", "Bring the account's past requests (made anywhere) into the job store.",
+                   _import_args, lambda ns: _fields(ImportHistoryCommand, ns)),
+        Subcommand("adopt", "Follow a request made from another tool, by its request id.", _adopt_args,
+                   lambda ns: _fields(AdoptCommand, ns)),
     ]
 }
 
@@ -261,7 +315,7 @@ def magic_parser(name: str) -> FalArgumentParser:
 
 MAGIC_USAGE = (
     "usage: %fal MODEL prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait] "
-    "[--no-validate] [--tag T]\n       %fal {" + ",".join(s.name for s in SUBCOMMANDS.values() if s.magic)
+    "[--no-validate] [--tag T] [--yes]\n       %fal {" + ",".join(s.name for s in SUBCOMMANDS.values() if s.magic)
     + "} …  (%fal SUBCOMMAND --help, %fal MODEL --help)"
 )
 

@@ -41,6 +41,7 @@ class ModelCall:
     wait: bool = False
     validate: bool = True
     tags: tuple[str, ...] = ()
+    yes: bool = False  # send even when the estimate exceeds max_cost
 
     def __post_init__(self) -> None:
         size = self.size
@@ -69,7 +70,7 @@ class Unchecked:
     input_schema: Mapping[str, Any] = field(default_factory=dict)
 
 
-_SPECIAL = {"n", "sweep", "wait", "no_validate", "tag"}
+_SPECIAL = {"n", "sweep", "wait", "no_validate", "tag", "yes"}
 _TRUE, _FALSE = {"true", "yes", "on", "1", "y"}, {"false", "no", "off", "0", "n"}
 
 
@@ -232,10 +233,11 @@ class _Tokens:
     wait: bool = False
     validate: bool = True
     tags: list[str] = field(default_factory=list)
+    yes: bool = False
 
 
 def _unknown(name: str, spec: Any, props: Mapping[str, Any]) -> UsageError:
-    valid = [_opt(p) for p in props] + ["--n", "--sweep", "--wait", "--no-validate", "--tag"]
+    valid = [_opt(p) for p in props] + ["--n", "--sweep", "--wait", "--no-validate", "--tag", "--yes"]
     close = difflib.get_close_matches(_opt(name), valid, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return UsageError(f"unknown option {_opt(name)} for {spec.id}{hint}; valid: {', '.join(valid)}")
@@ -268,7 +270,7 @@ def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any] | None)
         name = _norm(name)
         target = by_norm.get(name)
         if name in _SPECIAL:
-            if not eq and name not in {"wait", "no_validate"}:
+            if not eq and name not in {"wait", "no_validate", "yes"}:
                 inline, i = _take_value(tokens, i, token), i + 1
             _special(out, name, inline)
         elif target is not None and _is_bool(props[target]):
@@ -306,6 +308,8 @@ def _special(out: _Tokens, name: str, value: str) -> None:
         out.wait = True
     elif name == "no_validate":
         out.validate = False
+    elif name == "yes":
+        out.yes = True
     else:
         out.tags.append(value)
 
@@ -387,6 +391,7 @@ def build_model_call(
         sweep=_parse_sweep(spec, sweep_texts, found.validate),
         wait=found.wait,
         validate=found.validate,
+        yes=found.yes,
         tags=tuple(found.tags) + _as_tuple(specials.get("tags", specials.get("tag", ()))),
     )
 
@@ -436,7 +441,8 @@ def model_usage(spec: Any, *, short: bool = False) -> str:
     if short:
         return ", ".join(_opt(p) for p in props)
     required = set(spec.input_schema.get("required", ()))
-    lines = [f"usage: %fal {spec.id} prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait]"]
+    lines = [f"usage: %fal {spec.id} prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait] "
+             "[--yes]"]
     for name, raw in props.items():
         schema = _effective(raw)
         kind = "choice" if "enum" in schema else schema.get("type", "value")

@@ -48,10 +48,18 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def platform_client(manager: JobManager) -> AsyncPlatformClient:
-    """A platform client on the manager's queue-client session."""
-    from ..client.platform import AsyncPlatformClient
+SEARCH_TIMEOUT = 15.0  # one page of a model search; offline, the bundled models show after one retry
 
+
+def platform_client(manager: JobManager, *, quick: bool = False) -> AsyncPlatformClient:
+    """A platform client on the manager's queue-client session; ``quick``: one retry and a short timeout, for
+    calls whose failure has a fallback (the model search)."""
+    from ..client.platform import AsyncPlatformClient
+    from ..client.retry import RetryPolicy
+
+    if quick:
+        return AsyncPlatformClient(manager.settings, session=manager.client.session, timeout=SEARCH_TIMEOUT,
+                                   retry=RetryPolicy(max_attempts=2))
     return AsyncPlatformClient(manager.settings, session=manager.client.session)
 
 
@@ -230,8 +238,8 @@ def search_models(manager: JobManager | None, text: str | None = None, category:
         report["note"] = "fal's catalogue was not searched; showing the bundled models only"
         return report
     try:
-        found = _call(manager, platform_client(manager).models(q=needle or None, category=category or None,
-                                                               max_items=limit))
+        found = _call(manager, platform_client(manager, quick=True).models(
+            q=needle or None, category=category or None, max_items=limit))
     except FalError as exc:
         report["note"] = f"offline: fal's catalogue could not be searched ({exc}); showing the bundled models only"
         return report
@@ -243,4 +251,5 @@ def search_models(manager: JobManager | None, text: str | None = None, category:
 
 def _spec_summary(spec: Any) -> dict[str, Any]:
     return {"id": spec.id, "title": spec.title, "category": spec.category, "description": spec.description,
-            "aliases": list(spec.aliases), "source": spec.source}
+            "aliases": list(spec.aliases), "required": list(spec.required),
+            "file_fields": sorted(spec.media_fields), "output": spec.output, "source": spec.source}

@@ -1,0 +1,75 @@
+"""``%fal models / estimate / spend / config max_cost=`` and ``--yes`` in a bare InteractiveShell."""
+
+# ruff: noqa: F811 - the shell fixtures are imported from browser_conftest and requested by name
+
+from __future__ import annotations
+
+import pytest
+from browser_conftest import ip, published  # noqa: F401 - fixtures used by name
+from IPython.core.error import UsageError
+
+from fal_notebook import jobs
+from fal_notebook.emulator.platform_routes import PRICES
+from fal_notebook.notebook import live as render
+
+IMAGE = "fal-ai/nano-banana-pro"
+
+
+@pytest.fixture
+def shell(ip, published, fal_env, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FAL_NOTEBOOK_MAX_COST", raising=False)
+    ip.extension_manager.load_extension("fal_notebook")
+    capsys.readouterr()
+    render._CARDS.clear()
+    yield ip
+    render._CARDS.clear()
+    jobs.reset_for_tests()
+
+
+def value(shell, source: str):
+    result = shell.run_cell(source, store_history=True)
+    if result.error_before_exec is not None:
+        raise result.error_before_exec
+    if result.error_in_exec is not None:
+        raise result.error_in_exec
+    return result.result
+
+
+def _queue_posts(emulator) -> list:
+    return [r for r in emulator.requests if r.method == "POST" and not r.path.startswith("/v1/")]
+
+
+def test_estimate_magic_prints_the_price_before_paying(shell, emulator):
+    emulator.clear_requests()
+    estimate = value(shell, "%fal estimate nano-banana-pro a red fox --num-images 2")
+    assert estimate == {"model": IMAGE, "unit_price": PRICES[IMAGE][0], "unit": "image", "quantity": 2.0,
+                        "total": pytest.approx(0.3), "currency": "USD"}
+    assert _queue_posts(emulator) == []
+
+
+def test_max_cost_refuses_a_job_and_a_group_until_yes(shell, emulator, monkeypatch):
+    monkeypatch.setenv("FAL_NOTEBOOK_MAX_COST", "")  # restored after the test; the magic sets it
+    assert "max_cost: 0.2" in repr(value(shell, "%fal config max_cost=0.2"))
+    emulator.clear_requests()
+    with pytest.raises(UsageError, match=r"estimated 0\.3 USD .* max_cost=0\.2"):
+        value(shell, "%fal nano-banana-pro a red fox --num-images 2")
+    with pytest.raises(UsageError, match="2 requests"):
+        value(shell, "%fal nano-banana-pro a red fox --n 2")
+    assert _queue_posts(emulator) == []
+    group = value(shell, "%fal nano-banana-pro a red fox --n 2 --yes --wait")
+    assert len(group) == 2 and group.cost == pytest.approx(0.3) and len(_queue_posts(emulator)) == 2
+    with pytest.raises(UsageError, match="not an amount"):
+        value(shell, "%fal config max_cost=lots")
+    assert "max_cost: none" in repr(value(shell, "%fal config max_cost=none"))
+
+
+def test_spend_magic_sums_the_jobs(shell):
+    value(shell, "%fal nano-banana-pro a red fox --num-images 2 --wait")
+    table = value(shell, "%fal spend")
+    assert "$0.30 for 1 job" in table.title and IMAGE in repr(table)
+
+
+def test_models_magic_searches_fal(shell):
+    table = value(shell, "%fal models sdxl")
+    assert [row[0].text for row in table.rows] == ["fal-ai/fast-sdxl"]
