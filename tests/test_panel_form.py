@@ -266,7 +266,9 @@ def test_unbundled_model_form_from_the_openapi_route(fal_env: object, emulator: 
     assert isinstance(steps, W.IntSlider) and (steps.min, steps.max, steps.value) == (1, 65, 25)
     assert isinstance(form.fields["image_size"], UnionField) and form.fields["image_size"]._pick.value == "square_hd"
     assert control(form, "format").value == "jpeg" and control(form, "guidance_scale").tooltip == "Guidance scale (CFG)"
-    assert any(r.path.endswith("openapi.json") for r in emulator.requests)
+    # the schema comes from fal's model list (expand=openapi-3.0), else the per-model OpenAPI route
+    assert any(r.path.endswith("openapi.json") or (r.path == "/v1/models" and "expand=openapi-3.0" in r.query)
+               for r in emulator.requests)
 
 
 def test_submit_through_the_runtime_sends_exactly_the_form_values(fal_env: object,

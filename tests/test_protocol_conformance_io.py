@@ -20,7 +20,7 @@ from test_protocol_conformance import KEY, RID, Fal, handle, ok, run, status_bod
 from fal_notebook.client import AsyncQueueClient
 from fal_notebook.client import uploads as storage
 
-API_HOSTS = {"queue.fal.run", "rest.fal.ai"}
+API_HOSTS = {"queue.fal.run", "rest.fal.ai", "api.fal.ai"}  # api.fal.ai: the platform API (model list, prices)
 
 
 def sse(*events: dict | str) -> httpx.Response:
@@ -102,7 +102,7 @@ PNG = base64.b64decode(
 )
 
 
-def test_the_key_reaches_only_queue_and_rest(tmp_path: Path) -> None:
+def test_the_key_reaches_only_queue_rest_and_platform(tmp_path: Path) -> None:
     """§3 / §5: ``Authorization: Key`` to queue.fal.run and rest.fal.ai only — never to the CDNs, signed
     URLs, fal.ai's OpenAPI, a media host or a status_url on another host."""
     foreign = dataclasses.replace(handle(), status_url="https://elsewhere.example/requests/x/status")

@@ -224,7 +224,7 @@ def search_models(manager: JobManager | None, text: str | None = None, category:
                   *, limit: int = 200) -> dict[str, Any]:
     """Bundled models that match first, then fal's whole catalogue (``GET /v1/models``); offline, or without
     a manager, the bundled ones only and a ``note`` saying so."""
-    from ..catalog import models as known
+    from ..catalog import bundled
 
     needle = (text or "").strip().lower()
 
@@ -232,7 +232,7 @@ def search_models(manager: JobManager | None, text: str | None = None, category:
         words = " ".join([spec.id, spec.title, spec.description, *spec.aliases]).lower()
         return (category in (None, "", spec.category)) and all(w in words for w in needle.split())
 
-    local = [_spec_summary(s) for s in known() if matches(s)]
+    local = [_spec_summary(s) for s in bundled() if matches(s)]
     report: dict[str, Any] = {"models": local, "source": "bundled"}
     if manager is None:
         report["note"] = "fal's catalogue was not searched; showing the bundled models only"
