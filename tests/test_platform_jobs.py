@@ -127,3 +127,22 @@ def test_adopt_follows_a_request_made_elsewhere(mgr, emu_http):
     assert job.model == IMAGE and job.wait(timeout=30).state is JobState.COMPLETED
     assert len(job.files) == 1 and job.files[0].is_file()
     assert J.adopt(reply["request_id"], IMAGE).id == job.id
+
+
+def test_cards_show_the_estimate_before_and_the_cost_after(mgr, emulator):
+    from fal_notebook.views import card_data, card_html, card_text
+
+    emulator.hold(True)
+    job = J.submit(IMAGE, prompt="a fox", num_images=2)
+    before = card_data(job.snapshot())
+    assert before.money == "est. $0.30" and "est. $0.30" in card_html(before) and "est. $0.30" in card_text(before)
+    emulator.release()
+    job.wait(timeout=30)
+    after = card_data(job.snapshot())
+    assert after.money == "cost $0.30" and "cost $0.30" in card_html(after)
+    emulator.configure(scenario="error")
+    failed = J.submit(IMAGE, prompt="fails")
+    failed.wait(timeout=30)
+    assert failed.state is JobState.FAILED and card_data(failed.snapshot()).money == "cost $0.00 (not billed)"
+    group = J.submit_many(IMAGE, [{"prompt": "a"}, {"prompt": "b"}])
+    assert group.estimate["total"] == pytest.approx(0.3) and group.estimate["quantity"] == 2.0

@@ -73,3 +73,30 @@ def test_spend_magic_sums_the_jobs(shell):
 def test_models_magic_searches_fal(shell):
     table = value(shell, "%fal models sdxl")
     assert [row[0].text for row in table.rows] == ["fal-ai/fast-sdxl"]
+
+
+def test_the_form_shows_the_estimate_on_its_submit_button(fal_env, emulator, monkeypatch):
+    from fal_notebook.notebook.panel.form import SchemaForm
+
+    monkeypatch.delenv("FAL_NOTEBOOK_MAX_COST", raising=False)
+    jobs.estimate(IMAGE, {"prompt": "x"})  # the price is fetched once and cached
+    form = SchemaForm(IMAGE)
+    form.fields["prompt"].set("a red fox")
+    assert form.submit_button.description == "Submit · est. $0.15"
+    form.count = 2
+    assert form.submit_button.description == "Submit · est. $0.30"
+    form.fields["prompt"].set("")
+    assert form.submit_button.description == "Submit"  # nothing to price while the input is not sendable
+
+
+def test_any_fal_model_takes_its_own_options_and_has_info(shell, emulator, monkeypatch):
+    from fal_notebook.catalog import _registered
+
+    monkeypatch.delitem(_registered, "fal-ai/fast-sdxl", raising=False)  # as in a fresh kernel
+    info = value(shell, "%fal info fal-ai/fast-sdxl")
+    assert "negative_prompt" in repr(info) and "num_inference_steps" in repr(info)
+    job = value(shell, "%fal fal-ai/fast-sdxl a cat --negative-prompt blurry --num-inference-steps 10 --wait")
+    assert job.state.value == "COMPLETED"
+    sent = [j.arguments for j in emulator.jobs.values()]
+    assert sent == [{"prompt": "a cat", "negative_prompt": "blurry", "num_inference_steps": 10}]
+    assert job.estimate["unit"] == "image" and job.cost == pytest.approx(PRICES["fal-ai/fast-sdxl"][0])

@@ -19,8 +19,8 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 
 from ..errors import FalError, FalTimeoutError, UsageError, counted, one_line
 from ..parsers import grammar as parsers
+from ..views.account import found_models_table, spend_table
 from ..views.card_data import prompt_of, state_name
-from ..views.money import found_models_table, spend_table
 from ..views.tables import Message, job_table, model_info
 from .interrupt import Interrupted
 
@@ -161,7 +161,7 @@ class FalMagics(Magics):
         """``%fal estimate MODEL prompt [--field v]``: the price before paying; nothing is sent."""
         from .. import jobs
 
-        spec = jobs.manager().model_spec(cmd.model)
+        spec = jobs.model_spec(cmd.model)
         requests = parsers.build_model_call(spec, list(cmd.tokens), namespace=self.shell.user_ns).expand()
         estimate = jobs.estimate(spec.id, requests)
         if estimate is None:

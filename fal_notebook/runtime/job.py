@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalog.pricing import combine_estimates, cost_of
 from ..errors import FalError, FalTimeoutError, JobCancelledError
 from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..store.records import JobRecord, JobState, utcnow
@@ -102,6 +103,8 @@ class JobSnapshot:
     created_at: datetime
     finished_at: datetime | None
     output: dict | None = field(default=None, repr=False)
+    estimate: dict | None = None  # the price before paying (see Job.estimate)
+    cost: float | None = None  # what it cost once ended (see Job.cost)
 
     @property
     def done(self) -> bool:
@@ -177,7 +180,9 @@ class Job:
             queue_position=rec.queue_position, logs=tuple(rec.logs), files=tuple(Path(p) for p in rec.files),
             elapsed=max(0.0, (end - rec.created_at).total_seconds()), inference_time=rec.inference_time,
             error=self.error, tags=tuple(rec.tags), origin=rec.origin, created_at=rec.created_at,
-            finished_at=rec.finished_at, output=rec.result if rec.state is JobState.COMPLETED else None)
+            finished_at=rec.finished_at, output=rec.result if rec.state is JobState.COMPLETED else None,
+            estimate=dict(rec.estimate) if rec.estimate else None,
+            cost=cost_of(rec.estimate, rec.state.value, rec.result))
 
     @property
     def estimate(self) -> dict[str, Any] | None:
@@ -189,8 +194,6 @@ class Job:
     def cost(self) -> float | None:
         """What the job cost once it ended (fal bills only successful outputs: 0 for a failure or a cancel);
         ``None`` while it runs or without a price."""
-        from ..catalog.pricing import cost_of
-
         rec = self._rec
         return cost_of(rec.estimate, rec.state.value, rec.result)
 
@@ -346,8 +349,6 @@ class JobGroup(list):
     @property
     def estimate(self) -> dict[str, Any] | None:
         """The group's estimate (quantities and totals summed); ``None`` when a job has no price."""
-        from ..catalog.pricing import combine_estimates
-
         return combine_estimates([job.estimate for job in self])
 
     @property

@@ -222,8 +222,10 @@ class JobManager:
         check_budget(self.estimate(endpoint, checked), count=len(checked), confirm=confirm)
         return JobGroup(self.submit(model, args, validate=validate, confirm=True, **options) for args in requests)
 
-    def estimate(self, model: str, requests: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
-        """The price of these requests to ``model`` before paying (``None``: fal's price is not known)."""
+    def estimate(self, model: str, requests: Iterable[Mapping[str, Any]], *, fetch: bool = True
+                 ) -> dict[str, Any] | None:
+        """The price of these requests to ``model`` before paying (``None``: fal's price is not known);
+        ``fetch=False``: from the price cache only (a form redrawing on each keystroke)."""
         from ..catalog import resolve
 
         try:
@@ -272,10 +274,8 @@ class JobManager:
 
     def _known_spec(self, endpoint: str) -> ModelSpec | None:
         """The spec at hand (bundled, registered, cached): its defaults say what a request left out."""
-        from ..catalog import lookup
-
         try:
-            return lookup(endpoint, cache_dir=self.settings.schema_cache)
+            return self.model_spec(endpoint, fetch=False)
         except FalError:
             return None
 
@@ -303,7 +303,8 @@ class JobManager:
         return lookup(model, fetch=self.fetch_schema if fetch else None, cache_dir=self.settings.schema_cache)
 
     def fetch_schema(self, endpoint_id: str) -> dict:
-        """fal's OpenAPI document for one endpoint (public: sent without the key)."""
+        """fal's OpenAPI document for one endpoint: from the platform's model list, else fal's public
+        per-model route (see ``AsyncQueueClient.fetch_openapi``)."""
         return self.portal.call(self.client.fetch_openapi(endpoint_id), timeout=SCHEMA_TIMEOUT)
 
     # -- following ---------------------------------------------------------------------------------------

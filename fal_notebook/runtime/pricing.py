@@ -70,6 +70,12 @@ class PriceBook:
             found.update({i: stale[i] for i in wanted if i not in found and i in stale})
         return found
 
+    def prefetch(self, endpoint_ids: Iterable[str]) -> None:
+        """Fetch missing prices in the background (a form opening a model), never blocking the caller."""
+        wanted = [i for i in endpoint_ids if i not in rules.load_prices(self.cache_dir)]
+        if wanted and self.settings.key is not None:
+            threading.Thread(target=self.prices, args=(wanted,), name="fal-prices", daemon=True).start()
+
     def _fetch(self, endpoint_ids: list[str]) -> dict[str, dict[str, Any]]:
         try:
             fetched = self.portal.start().call(self._platform().prices(endpoint_ids), timeout=PRICE_TIMEOUT * 2)

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import JobCancelledError, detail_lines
 from ..media import VIDEO_SUFFIXES, data_uri_type, is_web_url
 from .html import CardData, Media
+from .money import cost_text
 
 __all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "options_of", "group_variants", "short_value",
            "THUMB_SIDE", "THUMB_BYTES"]
@@ -226,4 +227,6 @@ def card_data(job: Any, variant: tuple[tuple[str, str], ...] = ()) -> CardData:
         error_detail=detail,
         variant=variant,
         options=options_of(job, skip=[name for name, _ in variant]),
+        money=cost_text(getattr(job, "estimate", None), getattr(job, "cost", None),
+                        bool(getattr(job, "done", False))),
     )

@@ -68,7 +68,8 @@ class CardData:
     error_detail: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
     variant: tuple[tuple[str, str], ...] = ()  # what tells this job apart in its group: (field, value), ("#", "2 of 3")
-    options: tuple[tuple[str, str], ...] = ()  # the other inputs the user chose (not defaults), shortened
+    options: tuple[tuple[str, str], ...] = ()
+    money: str = ""  # "est. $0.30" before the end, "cost $0.30" after ("" without a price)  # the other inputs the user chose (not defaults), shortened
     more_media: int = 0  # outputs not shown (a result with very many files): "and N more"
 
 
@@ -127,6 +128,8 @@ def _header(card: CardData) -> str:
         facts.append(f"elapsed {_seconds(card.elapsed)}")
     if card.inference_time is not None:
         facts.append(f"inference {_seconds(card.inference_time)}")
+    if card.money:
+        facts.append(f'<span class="fal-cost">{_e(card.money)}</span>')
     chips = "".join(f' <span class="fal-variant" style="{_CHIP}">{_e(pair_text(n, v))}</span>'
                     for n, v in card.variant)
     return (f'<div><b>{_e(card.model)}</b> {_badge(card.state)}{chips} '
@@ -219,6 +222,8 @@ def card_text(card: CardData) -> str:
         facts.append(_queue(card))
     if card.elapsed is not None:
         facts.append(_seconds(card.elapsed))
+    if card.money:
+        facts.append(card.money)
     lines = [f"fal job {card.job_id} · " + " · ".join(facts)]
     if card.prompt:
         prompt = card.prompt if len(card.prompt) <= 100 else card.prompt[:100] + "…"

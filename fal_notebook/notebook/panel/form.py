@@ -56,10 +56,37 @@ def default_spec(model: str) -> ModelSpec:
 
 
 def submit_jobs(model: str, arguments: dict, count: int) -> list[Any]:
-    """What Submit does without an ``on_submit``: ``count`` jobs through the runtime (returns at once)."""
-    from ...jobs import submit
+    """What Submit does without an ``on_submit``: ``count`` jobs through the runtime (returns at once); the
+    variations are priced as one group against ``max_cost``."""
+    from ...jobs import submit, submit_many
 
-    return [submit(model, arguments) for _ in range(count)]
+    if count == 1:
+        return [submit(model, arguments)]
+    return list(submit_many(model, [arguments] * count))
+
+
+def price_label(model: str, arguments: dict, count: int) -> str:
+    """``est. $0.30`` for ``count`` requests, from cached prices only (a keystroke never waits for fal);
+    "" when no price is cached yet (opening a model fetches it in the background)."""
+    from ...jobs import manager
+    from ...views.money import money
+
+    try:
+        estimate = manager().estimate(model, [arguments] * count, fetch=False)
+    except Exception as exc:  # the price is advice: it never breaks the form
+        log.debug("no estimate for the form: %s", exc)
+        return ""
+    return f"est. {money(estimate['total'], estimate['currency'])}" if estimate else ""
+
+
+def prefetch_price(model: str) -> None:
+    """Ask fal for the model's price in the background, so the next edit can show it."""
+    from ...jobs import manager
+
+    try:
+        manager().prices.prefetch([model])
+    except Exception as exc:
+        log.debug("no price prefetch for the form: %s", exc)
 
 
 def _top(field_path: str) -> str:
@@ -71,9 +98,11 @@ class SchemaForm:
 
     def __init__(self, model: str | None = None, *, models: Callable[[], list[ModelSpec]] | None = None,
                  on_submit: Callable[[str, dict, int], Any] | None = None,
-                 spec: Callable[[str], ModelSpec] | None = None, max_count: int = MAX_COUNT) -> None:
+                 spec: Callable[[str], ModelSpec] | None = None, max_count: int = MAX_COUNT,
+                 price: Callable[[str, dict, int], str] | None = None) -> None:
         self._models = models or default_models
         self._spec_for = spec or default_spec
+        self._price = price or price_label
         self.on_submit = on_submit
         self.spec: ModelSpec | None = None
         self.fields: dict[str, Field] = {}
@@ -95,6 +124,7 @@ class SchemaForm:
         self.submit_button = W.Button(description="Submit", button_style="primary", icon="paper-plane",
                                       disabled=True, tooltip="Send the request(s) (Ctrl+Enter in the prompt)")
         self.submit_button.on_click(lambda _b: self.submit())
+        self.count_input.observe(lambda _change: self._show_price(), names="value")
         self.estimate = W.HTML("", layout=W.Layout(margin="0 0 0 8px"))
         self.estimate.add_class("fal-form-estimate")
         self.status = W.HTML("")
@@ -165,6 +195,8 @@ class SchemaForm:
             self._building = False
         for f in old:
             close_tree(f.widget)
+        if self._price is price_label:
+            prefetch_price(spec.id)
         self._changed()
 
     @staticmethod
@@ -222,6 +254,7 @@ class SchemaForm:
         for name, f in self.fields.items():
             f.show_problems(by_field.get(name, []))
         self.submit_button.disabled = bool(self._problems)
+        self._show_price()
         general = by_field.get("", [])
         if general:
             self._say("; ".join(general), error=True)
@@ -281,6 +314,13 @@ class SchemaForm:
             elif isinstance(f, ArrayField) and f.kind == kind:
                 out.append((name, f))
         return out
+
+    def _show_price(self) -> None:
+        """The estimate on **Submit** (``Submit · est. $0.30``) while the input is sendable."""
+        text = ""
+        if self.spec is not None and not self._problems:
+            text = self._price(self.spec.id, self.values(), self.count)
+        self.submit_button.description = f"Submit · {text}" if text else "Submit"
 
     def set_estimate(self, text: str) -> None:
         """Show a price estimate next to **Submit** (plain text; escaped)."""
