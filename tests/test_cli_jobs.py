@@ -259,4 +259,6 @@ def test_info_and_submit_of_an_unbundled_model_use_its_fetched_schema(fal_env, e
     assert code == 4 and out == "" and "num_inference_steps" in one_line(err)
     record = ok(capsys, "submit", "fal-ai/fast-sdxl", '{"prompt": "x", "num_inference_steps": 12}', "--wait")
     assert record["state"] == "COMPLETED" and record["files"]
-    assert len([r for r in emulator.requests if r.path.endswith("/openapi.json")]) == 1  # fetched once, cached
+    fetches = [r for r in emulator.requests if r.path.endswith("/openapi.json")
+               or (r.path == "/v1/models" and "expand=openapi-3.0" in r.query)]
+    assert len(fetches) == 1  # fetched once (from fal's model list), cached

@@ -300,7 +300,9 @@ def unregistered(monkeypatch):
 
 
 def openapi_gets(emulator) -> list:
-    return [r for r in emulator.requests if r.path.endswith("/openapi.json")]
+    """Schema fetches: fal's model list with expand=openapi-3.0 (first), or the per-model OpenAPI route."""
+    return [r for r in emulator.requests if r.path.endswith("/openapi.json")
+            or (r.path == "/v1/models" and "expand=openapi-3.0" in r.query)]
 
 
 def test_unbundled_model_options_are_typed_from_its_fetched_schema(shell, emulator, unregistered):
