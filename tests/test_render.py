@@ -9,6 +9,7 @@ import base64
 import io
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,29 @@ def _fresh_registry():
     render._CARDS.clear()
     yield
     render._CARDS.clear()
+
+
+def test_a_busy_job_is_redrawn_a_few_times_a_second_and_its_end_at_once(ip, published, monkeypatch):
+    """A job whose queue position moves on every reading does not cost one redraw per reading."""
+    monkeypatch.setattr(render, "BLOCKED_AFTER", 60)  # only the loop redraws here
+    job = FakeJob()
+    pause = threading.Event()
+    took: list[float] = []
+
+    def moving() -> None:
+        start = time.monotonic()
+        for n in range(60):
+            job.set(queue_position=60 - n)
+            pause.wait(0.01)
+        took.append(time.monotonic() - start)
+        job.set(state="COMPLETED")
+
+    async def scenario():
+        render.LiveCard(job).show()
+        threading.Thread(target=moving).start()
+        await _until(lambda: "COMPLETED" in published[-1]["data"]["text/plain"])
+
+    asyncio.run(scenario())
+    updates = [o for o in published if o["update"]]
+    assert len(updates) <= took[0] / render.MIN_REDRAW + 2, (len(updates), took)
+    assert "COMPLETED" in updates[-1]["data"]["text/plain"] and job._callbacks == []

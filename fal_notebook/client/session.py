@@ -14,8 +14,8 @@ import asyncio
 import importlib.util
 import logging
 import weakref
-from collections.abc import Collection, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -32,6 +32,7 @@ __all__ = ["HttpSession", "DEFAULT_TIMEOUT", "USER_AGENT"]
 log = logging.getLogger("fal_notebook")
 # HTTP/2 where the server offers it (ALPN): many status streams share one connection. Needs ``h2``.
 HTTP2 = importlib.util.find_spec("h2") is not None
+H2_STREAMS_PER_CONNECTION = 64  # under common servers' SETTINGS_MAX_CONCURRENT_STREAMS (nginx 128, hypercorn 100)
 USER_AGENT = f"fal-notebook/{__version__}"
 # fal_client's QUEUE_POLL_TIMEOUT: without a read timeout, stalled TLS reads were never caught.
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
@@ -70,6 +71,10 @@ class HttpSession:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        # HTTP/2 only: extra connections for status streams, [client, open streams] each
+        self._shards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[list[Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def _secret(self) -> str | None:
@@ -83,17 +88,39 @@ class HttpSession:
             del self._clients[old]  # its connections died with the loop; nothing left to close
         client = self._clients.get(loop)
         if client is None:
-            size = self.max_requests + self.max_streams
-            client = httpx.AsyncClient(
-                transport=self._transport,
-                timeout=self.timeout,
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                http2=HTTP2,
-            )
-            self._clients[loop] = client
+            client = self._clients[loop] = self._new_client(self.max_requests + self.max_streams)
         return client
+
+    def _new_client(self, size: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._transport,
+            timeout=self.timeout,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            http2=HTTP2,
+        )
+
+    @asynccontextmanager
+    async def stream_route(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The client one status stream goes through, for as long as it is open. On HTTP/1.1, the main pool
+        (a connection each; the runtime bounds how many). On HTTP/2, one of a few extra connections with room
+        (:data:`H2_STREAMS_PER_CONNECTION` each): httpcore puts every request to one origin on one HTTP/2
+        connection and queues what exceeds the server's stream limit, so hundreds of streams on the main
+        connection would hold up the submits and results behind them."""
+        if not self.multiplexed:
+            yield self.client()
+            return
+        shards = self._shards.setdefault(asyncio.get_running_loop(), [])
+        shard = min((s for s in shards if s[1] < H2_STREAMS_PER_CONNECTION), key=lambda s: s[1], default=None)
+        if shard is None:
+            shard = [self._new_client(1), 0]
+            shards.append(shard)
+        shard[1] += 1
+        try:
+            yield shard[0]
+        finally:
+            shard[1] -= 1
 
     def scheduler(self) -> Scheduler:
         """The running loop's bound on short requests."""
@@ -109,10 +136,12 @@ class HttpSession:
         return self.scheduler().slot(lane)
 
     async def aclose(self) -> None:
-        """Close the running loop's client. Clients of other loops are closed with their loops."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        """Close the running loop's clients. Clients of other loops are closed with their loops."""
+        loop = asyncio.get_running_loop()
+        clients = [self._clients.pop(loop, None), *(s[0] for s in self._shards.pop(loop, []))]
+        for client in clients:
+            if client is not None:
+                await client.aclose()
 
     def headers(self, url: str, *, api: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Request headers for ``url``; ``Authorization: Key …`` only for API calls to an API origin."""
@@ -153,14 +182,16 @@ class HttpSession:
         timeout: httpx.Timeout | float | None = None,
         follow_redirects: bool = False,
         retry: RetryPolicy | None = None,
+        via: httpx.AsyncClient | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; return a 2xx answer (or one whose status is in ``accept``), raise the typed
         error otherwise. A streamed answer is returned unread: the caller closes it. ``follow_redirects`` is
         for keyless media downloads only (a CDN may redirect to its storage). ``retry`` replaces the session's
-        policy for this call (a price lookup before a submit tries once)."""
+        policy for this call (a price lookup before a submit tries once). ``via``: another of this session's
+        clients (a status stream's, see :meth:`stream_route`)."""
         policy = retry or self.retry
-        client = self.client()
+        client = via or self.client()
         request_headers = self.headers(url, api=api, extra=headers)
         call_timeout = timeout if timeout is not None else self.timeout
         seconds = call_timeout.read if isinstance(call_timeout, httpx.Timeout) else call_timeout

@@ -53,7 +53,8 @@ def _parse(data: str) -> dict:
     return body
 
 
-async def _open(session: HttpSession, handle: RequestHandle, *, logs: bool, what: str) -> httpx.Response:
+async def _open(session: HttpSession, handle: RequestHandle, *, logs: bool, what: str,
+                via: httpx.AsyncClient) -> httpx.Response:
     """Open the stream. The answer's headers must come within the client's own read timeout (a hung stream
     falls back to polling at once); after that, reads may wait up to ``STREAM_READ_TIMEOUT`` between events.
     A transport failure is not retried here: polling, which follows, has the retries."""
@@ -70,6 +71,7 @@ async def _open(session: HttpSession, handle: RequestHandle, *, logs: bool, what
         timeout=timeout,
         params={"logs": "1" if logs else "0"},
         headers={"Accept": "text/event-stream", "Cache-Control": "no-store"},
+        via=via,
     )
     try:
         return await asyncio.wait_for(opening, timeout=base.read)
@@ -89,7 +91,14 @@ async def sse_statuses(
     pings alone do not count: a stream that only pings would otherwise be followed for ever). Auth errors and
     other fal answers raise their typed errors."""
     what = f"status stream of request {handle.request_id}"
-    response = await _open(session, handle, logs=logs, what=what)
+    async with session.stream_route() as via:
+        async for status in _read(session, handle, logs=logs, silence=silence, what=what, via=via):
+            yield status
+
+
+async def _read(session: HttpSession, handle: RequestHandle, *, logs: bool, silence: float, what: str,
+                via: httpx.AsyncClient) -> AsyncIterator[Status]:
+    response = await _open(session, handle, logs=logs, what=what, via=via)
     try:
         content_type = response.headers.get("content-type", "")
         if response.status_code in NOT_OFFERED or "text/event-stream" not in content_type:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,6 +38,7 @@ __all__ = [
 log = logging.getLogger("fal_notebook")
 
 BLOCKED_AFTER = 1.0  # seconds a scheduled redraw may wait for a busy kernel loop before a thread publishes it
+MIN_REDRAW = 0.25  # a card is redrawn at most 4 times a second while its job runs (its end is drawn at once)
 _CARDS: list[LiveCard] = []
 _CARDS_LOCK = threading.Lock()
 
@@ -81,6 +84,7 @@ class LiveCard:
         self._timer: threading.Timer | None = None
         self._publish_lock = threading.Lock()  # one publish at a time, each of the then-current state
         self._unsubscribe: Any = None
+        self._drawn = 0.0  # time.monotonic() of the last redraw
 
     def show(self) -> LiveCard:
         """Main thread, in a cell: display the card once and, when live, follow the job."""
@@ -88,6 +92,7 @@ class LiveCard:
 
         shown_state = state_name(self.job.state)
         self.handle = display(self._card(), display_id=True)
+        self._drawn = time.monotonic()
         if self.live:
             try:
                 self._loop = asyncio.get_running_loop()
@@ -107,16 +112,23 @@ class LiveCard:
         return JobCard(self.job, self.variant)
 
     def _changed(self) -> None:
-        """Runtime thread: schedule one redraw on the kernel loop, plus a timer in case that loop is busy."""
+        """Runtime thread: schedule one redraw on the kernel loop (at most every :data:`MIN_REDRAW` s while
+        the job runs: 200 jobs moving in a queue are not 200 redraws a second), plus a timer in case that
+        loop is busy."""
+        delay = 0.0 if self.job.done else max(0.0, self._drawn + MIN_REDRAW - time.monotonic())
         with self._lock:
             need_loop, self._loop_pending = not self._loop_pending, True
             timer = None
             if self._timer is None:
-                timer = self._timer = threading.Timer(BLOCKED_AFTER, self._publish_if_blocked)
+                timer = self._timer = threading.Timer(BLOCKED_AFTER + delay, self._publish_if_blocked)
                 timer.daemon = True
         if need_loop and self._loop is not None:
             try:
-                self._loop.call_soon_threadsafe(self._refresh, context=self._ctx)
+                if delay:
+                    later = functools.partial(self._loop.call_later, delay, self._refresh, context=self._ctx)
+                    self._loop.call_soon_threadsafe(later)
+                else:
+                    self._loop.call_soon_threadsafe(self._refresh, context=self._ctx)
             except RuntimeError:  # the kernel's loop is closed: nobody is watching any more
                 self._stop()
                 return
@@ -142,6 +154,7 @@ class LiveCard:
 
     def _publish(self) -> None:
         with self._publish_lock:
+            self._drawn = time.monotonic()
             done = bool(self.job.done)
             try:
                 self.handle.update(self._card())
