@@ -122,7 +122,7 @@ def fill_store(home: Path, outputs: Path, origin: str, count: int) -> None:
     store.close()
 
 
-def measure(count: int, tmp: Path) -> dict[str, dict]:
+def measure(count: int, tmp: Path, shot: str = "") -> dict[str, dict]:
     import nbformat
     from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
     from playwright.sync_api import sync_playwright
@@ -160,6 +160,8 @@ def measure(count: int, tmp: Path) -> dict[str, dict]:
                 page.wait_for_function(KERNEL_READY_JS, timeout=90_000, polling=250)
                 run_cell(page, 0)
                 results["panel"] = page.evaluate(TIMING_JS, [1, ".fal-tile", count, ".fal-tile img"])
+                if shot:
+                    page.screenshot(path=shot)
                 results["panel"].update(printed(page, 2))
                 results["baseline"] = page.evaluate(TIMING_JS, [3, ".widget-image", count, "img.widget-image"])
                 results["baseline"].update(printed(page, 4))
@@ -193,12 +195,13 @@ def printed(page, index: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--screenshot", default="", help="Save the page with the panel open to this PNG.")
     args = parser.parse_args()
     print(header(f"panel gallery: {args.jobs} stored jobs, JupyterLab + headless chromium"))
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="fal-bench-panel-"))
     try:
-        results = measure(args.jobs, tmp)
+        results = measure(args.jobs, tmp, args.screenshot)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = []

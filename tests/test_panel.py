@@ -12,6 +12,7 @@ import pytest
 from browser_conftest import ip  # noqa: F401 - fixture used by name
 
 from fal_notebook import jobs
+from fal_notebook.errors import UsageError
 from fal_notebook.notebook.panel.panel import panel as make_panel
 from fal_notebook.notebook.panel.records import model_for_media, progress_of
 
@@ -83,6 +84,8 @@ def test_an_invalid_form_sends_nothing(panel, emulator, wait_for):
     p.form.load("nano-banana-pro", {"prompt": ""})
     p.form.submit()
     assert p.form.problems
+    with pytest.raises(UsageError, match="nothing was sent: .*prompt"):
+        p.submit()
     # the panel's own path refuses too, and says why next to the form
     assert p._on_submit("nano-banana-pro", {"prompt": "x", "num_images": 99}, 1).result(timeout=30) == []
     assert "num_images" in p.board.notice

@@ -26,10 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "panel.png"
 NOTEBOOK = "panel.ipynb"
 PROMPT = "a red fox in the snow, watercolour"
-CELLS = ["import fal_notebook\n%load_ext fal_notebook",
+EARLIER = (("a lighthouse on a cliff at dusk", "1:1"), ("a city street at night, rain", "9:16"),
+           ("a snowy forest at dawn", "4:3"))
+CELLS = ["import fal_notebook\n%load_ext fal_notebook\n"  # three earlier results of this notebook
+         f"earlier = [fal_notebook.submit('nano-banana-pro', prompt=p, aspect_ratio=r) for p, r in {EARLIER!r}]\n"
+         "fal_notebook.wait(earlier);",
          "panel = fal_notebook.panel('nano-banana-pro')\npanel"]
-THUMB_LOADED_JS = """(area) => [...area.querySelectorAll('.fal-tile img')]
-  .some(i => i.complete && i.naturalWidth > 0 && i.src.startsWith('data:image/jpeg'))"""
+NEW_RESULT_JS = """(area) => { const tiles = area.querySelectorAll('.fal-tile'), img = tiles.length > 3 &&
+  tiles[0].querySelector('img'); return !!img && img.complete && img.naturalWidth > 0 && img.src.startsWith('data:image/jpeg'); }"""
 VALUE_JS = """([el, value]) => el.value === value"""
 TEXT_JS = """([area, text]) => area.innerText.includes(text)"""
 
@@ -72,7 +76,7 @@ def test_panel_submit_gallery_select_and_reuse_in_jupyterlab(tmp_path, monkeypat
             sent = [job.arguments for job in server.jobs.values()]
         finally:
             stop_process_group(proc)
-    assert sent == [{"prompt": PROMPT, "aspect_ratio": "16:9"}]
+    assert sent[3:] == [{"prompt": PROMPT, "aspect_ratio": "16:9"}]  # after the three earlier jobs
     check_saved(nb_dir / NOTEBOOK)
     save_screenshot(shot, tmp_path / "panel.png")
     if os.environ.get("FAL_NOTEBOOK_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
@@ -87,22 +91,24 @@ def drive(page, lab: dict) -> bytes:
     out = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")
     prompt = out.locator("textarea.fal-prompt")
     prompt.wait_for(timeout=60_000)
-    aspect = out.locator(".widget-dropdown", has=page.locator("label", has_text="aspect_ratio")).locator("select")
+    aspect = out.get_by_label("aspect_ratio", exact=True)  # an optional field: under "More options"
     submit = out.get_by_role("button", name="Submit", exact=True)
 
     prompt.click()
     prompt.press_sequentially(PROMPT)
+    out.get_by_text("More options").click()
     aspect.select_option("16:9")
     page.wait_for_function("(b) => !b.disabled", arg=submit.element_handle(), timeout=30_000, polling=100)
     submit.click()
     area = out.element_handle()
-    page.wait_for_function(THUMB_LOADED_JS, arg=area, timeout=60_000, polling=200)
+    page.wait_for_function(NEW_RESULT_JS, arg=area, timeout=60_000, polling=200)
     job_row = out.locator(".fal-job").first
     assert "COMPLETED" in job_row.inner_text() and "nano-banana-pro" in job_row.inner_text()
 
     # change the form, then bring the result's settings back by keyboard alone
     prompt.fill("something else")
     aspect.select_option("1:1")
+    assert out.locator(".fal-tile").count() == 4  # the earlier jobs, then this one first
     tile = out.locator(".fal-tile").first
     tile.focus()
     page.keyboard.press("Enter")  # a tile is a button: Enter selects it
