@@ -207,13 +207,18 @@ class Limits:
     ``download_mb`` caps one media file; ``download_seconds`` is one file's total deadline (a slow-loris
     server that trickles a byte at a time is cut off); ``max_outputs`` caps the files downloaded per job (the
     rest stay as links, the card says "and N more"); ``max_redirects`` bounds a media download's redirect chain.
-    (Thumbnails have their own pixel cap, ``media.THUMB_MAX_PIXELS``.)
+    ``listing_delay``: how long after a submit whose reply was lost fal's request history is searched before
+    concluding that fal never received it. ``unfollowable_seconds``: a job whose status cannot be read for this
+    long ends EXPIRED (fal keeps results 1 h), so ``wait()`` always returns. (Thumbnails have their own pixel
+    cap, ``media.THUMB_MAX_PIXELS``.)
     """
 
     download_mb: float = 2048.0
     download_seconds: float = 900.0
     max_outputs: int = 64
     max_redirects: int = 5
+    listing_delay: float = 300.0
+    unfollowable_seconds: float = 3900.0
 
     @property
     def download_bytes(self) -> int:
@@ -226,6 +231,8 @@ class Limits:
             download_mb=_number(env, "FAL_NOTEBOOK_MAX_DOWNLOAD_MB", cls.download_mb),
             download_seconds=_number(env, "FAL_NOTEBOOK_DOWNLOAD_SECONDS", cls.download_seconds),
             max_outputs=int(_number(env, "FAL_NOTEBOOK_MAX_OUTPUTS", cls.max_outputs)),
+            listing_delay=_number(env, "FAL_NOTEBOOK_LISTING_DELAY", cls.listing_delay),
+            unfollowable_seconds=_number(env, "FAL_NOTEBOOK_UNFOLLOWABLE_SECONDS", cls.unfollowable_seconds),
         )
 
 

@@ -9,6 +9,7 @@ The tree (the only copy; keep it in step with the classes below):
   * UnknownModelError ...... a model id or alias that no catalogue and no schema source knows
   * UploadError ............ a local file could not be put on fal's CDN
   * TransportError ......... the network failed and retries were used up
+    * UnknownOutcomeError .. a submit was sent but its reply never came: fal may or may not have the request
   * FalTimeoutError ........ a call or a wait took longer than its timeout (also a builtin TimeoutError)
   * RequestError ........... fal answered with an HTTP error (status_code, detail, error_type)
     * AuthError ............ 401 / 403: the key is wrong, malformed or the account is locked
@@ -17,6 +18,7 @@ The tree (the only copy; keep it in step with the classes below):
       * ResultExpiredError . the result is gone: fal keeps it 1 h (6 min for >= 10 KB)
   * JobCancelledError ...... the request was cancelled before it produced a result
   * CostLimitError ......... the estimate exceeds max_cost; nothing was sent (confirm=True / --yes sends it)
+  * NotReceivedError ....... fal's request history shows it never received a submit (safe to send again)
 
 Library code raises only these. The magics turn them into one-line usage errors and the CLI into an exit code.
 """
@@ -43,6 +45,8 @@ __all__ = [
     "ResultExpiredError",
     "JobCancelledError",
     "CostLimitError",
+    "UnknownOutcomeError",
+    "NotReceivedError",
     "Problem",
     "detail_lines",
     "counted",
@@ -179,6 +183,15 @@ class CostLimitError(FalError):
         self.estimate = dict(estimate or {})
         self.max_cost = max_cost
         super().__init__(message)
+class UnknownOutcomeError(TransportError):
+    """A submit left this machine but its reply never arrived (a reset or timeout after sending, a crash between
+    the POST and storing its reply). fal may have the request, and bills it if so: it is never sent again
+    blindly; the runtime looks for it in fal's request history instead."""
+
+
+class NotReceivedError(FalError):
+    """fal's request history, read after its listing delay, has no request matching a submit whose reply was
+    lost: fal did not receive it. ``job.resubmit()`` / ``fal-notebook resubmit ID`` sends it on request."""
 
 
 def _detail_entry(entry: Any) -> str:

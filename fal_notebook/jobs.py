@@ -38,6 +38,7 @@ __all__ = [
     "submit", "run", "run_async", "get", "jobs", "wait", "as_completed", "resume", "manager", "set_manager",
     "set_default_origin", "reset_for_tests", "model_spec",
     "submit_many", "estimate", "spend", "import_history", "adopt", "search_models",
+    "resubmit",
 ]
 
 log = logging.getLogger("fal_notebook")
@@ -210,6 +211,11 @@ def model_spec(model: str, /, *, fetch: bool = True) -> ModelSpec:
     return lookup(model, fetch=fetcher, cache_dir=load_settings().schema_cache)
 
 
+def resubmit(ref: str) -> Job:
+    """Send again a job fal did not receive (``NOT_RECEIVED``); see :meth:`Job.resubmit`."""
+    return manager().get(ref).resubmit()
+
+
 def get(ref: str) -> Job:
     """A job by local id, fal request id or a unique prefix of either (``NotFoundError`` otherwise)."""
     return manager().get(ref)
@@ -228,6 +234,7 @@ def wait(jobs: Iterable[Job] | None = None, timeout: float | None = None) -> lis
     """
     targets = list(jobs) if jobs is not None else manager().unfinished()
     wait_all(targets, timeout, counted(len(targets), "job"))
+    manager().retry_downloads([job.id for job in targets], timeout)  # outputs a full disk refused earlier
     return targets
 
 

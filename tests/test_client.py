@@ -23,6 +23,7 @@ from fal_notebook.errors import (
     ResultExpiredError,
     TransportError,
     UnknownModelError,
+    UnknownOutcomeError,
 )
 
 KEY = "test-id:test-secret"
@@ -265,13 +266,17 @@ def test_retries_are_bounded_and_the_error_surfaces() -> None:
     ("exc", "raised"), [(httpx.ReadTimeout, FalTimeoutError), (httpx.ReadError, TransportError)]
 )
 def test_submit_is_not_retried_after_the_request_may_have_arrived(exc: type, raised: type) -> None:
+    """The outcome is unknown (fal may have the request): one POST, an UnknownOutcomeError (a TransportError)
+    that keeps the translated error and httpx's below it."""
     def handler(r: httpx.Request) -> httpx.Response:
         raise exc("no answer", request=r)
 
     rec = Recorder(handler)
-    with pytest.raises(raised) as info:
+    with pytest.raises(UnknownOutcomeError) as info:
         run(rec.client().submit("fal-ai/flux/dev", {}))
-    assert len(rec.requests) == 1 and isinstance(info.value.__cause__, exc)
+    assert isinstance(info.value, TransportError)
+    assert len(rec.requests) == 1 and isinstance(info.value.__cause__, raised)
+    assert isinstance(info.value.__cause__.__cause__, exc)
 
 
 def test_submit_is_retried_when_nothing_was_sent() -> None:

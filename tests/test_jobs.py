@@ -261,7 +261,7 @@ def test_submitting_row_of_a_dead_process_is_resubmitted(fal_env, emulator, tmp_
         assert job.id == row.id and job.wait(timeout=30).state is JobState.COMPLETED
     finally:
         manager.close()
-    assert "submitting it again" in caplog.text
+    assert "submitting it (it was never sent)" in caplog.text
     sent = emulator.jobs[job.request_id].arguments["image_urls"]
     assert sent[0] == data_uri and sent[1].startswith("http")
     assert store.get(row.id).submit_attempts == 1

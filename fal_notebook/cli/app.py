@@ -40,6 +40,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "status": jobs.cmd_status,
     "result": jobs.cmd_result,
     "cancel": jobs.cmd_cancel,
+    "resubmit": jobs.cmd_resubmit,
     "wait": jobs.cmd_wait,
     "poll": jobs.cmd_poll,
     "jobs": jobs.cmd_list,

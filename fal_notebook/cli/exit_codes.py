@@ -9,9 +9,11 @@ from ..errors import (
     FalTimeoutError,
     JobCancelledError,
     NotFoundError,
+    NotReceivedError,
     RequestError,
     TransportError,
     UnknownModelError,
+    UnknownOutcomeError,
     UploadError,
     UsageError,
     ValidationError,
@@ -29,6 +31,9 @@ EXIT_CODES: dict[int, tuple[str, tuple[type[BaseException], ...]]] = {
     3: ("unknown model, or no such job", (UnknownModelError, NotFoundError)),
     4: ("invalid input: the input breaks the model's schema or limits (nothing was sent), or a file is "
         "unusable", (ValidationError, UploadError)),
+    9: ("a submit's reply was lost and fal's request history does not show it (UNKNOWN), or shows fal never "
+        "received it (NOT_RECEIVED: `fal-notebook resubmit ID` sends it again)", (UnknownOutcomeError,
+                                                                                 NotReceivedError)),
     6: ("timed out waiting", (FalTimeoutError,)),
     7: ("the network failed and retries were used up", (TransportError,)),
     5: ("the request failed on fal's side (an error result, cancelled, expired, an HTTP error)",

@@ -252,6 +252,15 @@ def cmd_cancel(command: Any) -> int:
     return 0
 
 
+def cmd_resubmit(command: Any) -> int:
+    job = manager().get(command.id).resubmit()
+    if command.wait:
+        return _wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
+    _until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
+    emit(job_record(job))
+    return _finish([job])
+
+
 def cmd_wait(command: Any) -> int:
     jobs = _targets(command.ids, False)
     return _wait_and_emit(jobs, command.timeout, lambda js: {"jobs": [job_record(j) for j in js], "count": len(js)})

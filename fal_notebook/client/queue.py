@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import urllib.parse
@@ -28,17 +29,27 @@ import httpx
 
 from .._portal import Portal, get_portal
 from ..config import Settings
-from ..errors import FalError, FalTimeoutError, NotFoundError, RequestError, TransportError, UnknownModelError
+from ..errors import (
+    FalError,
+    FalTimeoutError,
+    NotFoundError,
+    Problem,
+    RequestError,
+    TransportError,
+    UnknownModelError,
+    UnknownOutcomeError,
+)
 from ..media import is_web_url
 from .http import response_json, translate_errors
 from .redirects import open_media
-from .retry import RetryPolicy
+from .retry import NOT_SENT, RetryPolicy
 from .scheduler import DEFAULT_LIMIT
 from .session import DEFAULT_TIMEOUT, HttpSession
 from .sse import STREAM_READ_TIMEOUT, StreamUnavailable, sse_statuses
 from .wire import RequestHandle, Status, normalize_endpoint_id
 
-__all__ = ["AsyncQueueClient", "QueueClient", "RequestHandle", "RetryPolicy", "Status", "DEFAULT_TIMEOUT"]
+__all__ = ["AsyncQueueClient", "QueueClient", "RequestHandle", "RetryPolicy", "Status", "DEFAULT_TIMEOUT",
+           "submit_option_problems"]
 
 log = logging.getLogger("fal_notebook")
 T = TypeVar("T")
@@ -47,20 +58,37 @@ MIN_START_TIMEOUT = 1.0
 _CHUNK = 1 << 20
 
 
+def submit_option_problems(priority: Any = None, start_timeout: Any = None, hint: Any = None,
+                           webhook_url: Any = None) -> list[Problem]:
+    """Every submit option that cannot be sent as fal's header or query (protocol §1.3), checked before a job
+    is stored: a bad value must never wait until the POST to fail."""
+    problems = []
+    if priority is not None and priority not in PRIORITIES:
+        problems.append(Problem("priority", f"{priority!r} is not a queue priority", " or ".join(PRIORITIES)))
+    if start_timeout is not None:
+        number = start_timeout if isinstance(start_timeout, int | float) and not isinstance(start_timeout, bool) \
+            else None
+        if number is None or not math.isfinite(number) or number <= MIN_START_TIMEOUT:
+            problems.append(Problem("start_timeout", f"{start_timeout!r} is not a number of seconds above "
+                                    f"{MIN_START_TIMEOUT:g}", f"more than {MIN_START_TIMEOUT:g} s"))
+    if hint is not None and (not isinstance(hint, str) or not hint.isprintable() or len(hint) > 200):
+        problems.append(Problem("hint", "must be short printable text", "text"))
+    if webhook_url is not None and not is_web_url(webhook_url):
+        problems.append(Problem("webhook_url", "must be an http(s) URL", "https://…"))
+    return problems
+
+
 def _submit_headers(
     priority: str | None, start_timeout: float | None, hint: str | None, headers: Mapping[str, str] | None
 ) -> dict[str, str]:
     """Submit options as fal's headers (protocol §1.3); bad values fail here, before anything is sent."""
+    problems = submit_option_problems(priority, start_timeout, hint)
+    if problems:
+        raise RequestError("; ".join(str(p) for p in problems))
     out = {"Content-Type": "application/json", **(headers or {})}
     if priority is not None:
-        if priority not in PRIORITIES:
-            raise RequestError(f"priority must be one of {PRIORITIES}, not {priority!r}")
         out["X-Fal-Queue-Priority"] = priority
     if start_timeout is not None:
-        if float(start_timeout) <= MIN_START_TIMEOUT:
-            raise RequestError(
-                f"start_timeout must be more than {MIN_START_TIMEOUT:g} s, not {start_timeout!r}"
-            )
         out["X-Fal-Request-Timeout"] = str(float(start_timeout))
     if hint:
         out["X-Fal-Runner-Hint"] = hint
@@ -152,21 +180,26 @@ class AsyncQueueClient:
         headers: Mapping[str, str] | None = None,
     ) -> tuple[RequestHandle, Status]:
         """Queue a request under the full endpoint id. Retried only where fal cannot have received it, so a
-        retry never creates a second (billed) job."""
+        retry never creates a second (billed) job; a failure after sending (a reset, a read timeout) raises
+        ``UnknownOutcomeError``: fal may have the request."""
         endpoint_id = normalize_endpoint_id(endpoint_id)
         queue = self.settings.endpoints.queue.rstrip("/")
         url = f"{queue}/{endpoint_id}"
         if webhook_url:
             url += "?" + urllib.parse.urlencode({"fal_webhook": webhook_url})
-        body = await self._json(
-            "POST",
-            url,
-            lane="submit",
-            what=f"submit to {endpoint_id}",
-            idempotent=False,
-            json=dict(arguments),
-            headers=_submit_headers(priority, start_timeout, hint, headers),
-        )
+        options = _submit_headers(priority, start_timeout, hint, headers)
+        try:
+            body = await self._json(
+                "POST", url, lane="submit", what=f"submit to {endpoint_id}", idempotent=False, json=dict(arguments),
+                headers=options,
+            )
+        except (TransportError, FalTimeoutError) as exc:
+            if isinstance(exc.__cause__, NOT_SENT):  # refused or timed out connecting: nothing left here
+                raise
+            raise UnknownOutcomeError(
+                f"submit to {endpoint_id}: the request was sent but its reply never arrived ({exc}); fal may "
+                "have it, so it is not sent again"
+            ) from exc
         if not isinstance(body, dict):
             raise RequestError(f"submit to {endpoint_id}: fal's reply is not a JSON object", detail=body)
         handle = RequestHandle.from_submit(endpoint_id, body, queue)

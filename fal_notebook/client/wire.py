@@ -22,10 +22,19 @@ NAMESPACES = ("workflows", "comfy")
 _LEGACY_ID = re.compile(r"^([0-9]+)-([A-Za-z0-9-]+)$")
 
 
+_SEGMENTS = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)+$")
+
+
 def normalize_endpoint_id(endpoint_id: str) -> str:
-    """``owner/app[/path]`` as fal expects it; a legacy ``123-app`` id becomes ``123/app`` (protocol §1.2)."""
+    """``owner/app[/path]`` as fal expects it; a legacy ``123-app`` id becomes ``123/app`` (protocol §1.2).
+    Only URL-safe path segments pass: a space, ``?`` or ``#`` would change which URL is asked."""
+    if not isinstance(endpoint_id, str):
+        raise UnknownModelError(f"invalid endpoint id {endpoint_id!r}: expected text such as 'fal-ai/flux/dev'")
     endpoint_id = endpoint_id.strip().strip("/")
     if "/" in endpoint_id:
+        if not _SEGMENTS.match(endpoint_id) or any(part in (".", "..") for part in endpoint_id.split("/")):
+            raise UnknownModelError(f"invalid endpoint id {endpoint_id[:120]!r}: only letters, digits and . _ ~ - "
+                                    "between slashes, e.g. 'fal-ai/flux/dev'")
         return endpoint_id
     match = _LEGACY_ID.match(endpoint_id)
     if match:

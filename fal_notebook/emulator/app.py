@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fal_notebook.emulator import models, platform_routes, queue_routes, storage_routes
+from fal_notebook.emulator.faults import apply_fault, route_of
 from fal_notebook.emulator.responses import api_fault, check_bearer, check_key, fal_json
 from fal_notebook.emulator.state import EmulatorState, seen_from_scope
 from fal_notebook.errors import ConfigError
@@ -44,6 +45,16 @@ class EmulatorApp:
         await response(scope, receive, send)
 
     async def dispatch(self, request: Request) -> Response:
+        """Route the request, through the fault configured for its route (``knobs.faults``), if any."""
+        segments = [s for s in request.url.path.split("/") if s]
+        faults = self.state.knobs.faults
+        if not faults:
+            return await self._dispatch(request)
+        route = route_of(request.method, segments)
+        spec = self.state.faults.pick(faults, route)
+        return await apply_fault(spec, route, lambda: self._dispatch(request))
+
+    async def _dispatch(self, request: Request) -> Response:
         path, method = request.url.path, request.method
         segments = [s for s in path.split("/") if s]
         if path.startswith("/_emulator/"):

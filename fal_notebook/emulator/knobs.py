@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from fal_notebook.emulator.faults import check_faults
 from fal_notebook.errors import ConfigError
 
 __all__ = ["Knobs", "FaultGate", "TIMING_SCENARIOS", "FAULT_SCENARIOS", "SCENARIOS"]
@@ -42,6 +43,8 @@ class Knobs:
     allow_subpath: bool = False  # accept sub-path status URLs instead of answering 405
     valid_keys: tuple[str, ...] | None = None  # key ids accepted; None accepts any well-formed key
     platform_status: int = 0  # non-zero: every /v1/… platform call answers this HTTP status
+    faults: dict[str, dict[str, Any]] | None = None  # per-route faults (see emulator/faults.py)
+    fault_seed: int = 0  # seeds which calls a fault with a rate < 1 hits
     usage_access: bool = True  # False: /v1/models/usage answers 403 (a key without admin scope)
 
     def __post_init__(self) -> None:
@@ -66,6 +69,8 @@ class Knobs:
             raise ConfigError(f"unknown emulator knob(s) {unknown}; known: {sorted(known)}")
         if changes.get("valid_keys") is not None:
             changes["valid_keys"] = tuple(changes["valid_keys"])
+        if "faults" in changes:
+            changes["faults"] = check_faults(changes["faults"]) or None
         return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:

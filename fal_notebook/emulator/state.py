@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fal_notebook.emulator.blobs import BlobStore
+from fal_notebook.emulator.faults import FaultPlan
 from fal_notebook.emulator.jobs import JobBook
 from fal_notebook.emulator.knobs import FaultGate, Knobs
 
@@ -45,6 +46,7 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._knobs = Knobs(scenario=scenario)
         self.gate = FaultGate()
+        self.faults = FaultPlan()
         self.book = JobBook()
         self.store = BlobStore()
         self.hold_new = False
@@ -64,6 +66,7 @@ class EmulatorState:
             self._knobs = self._knobs.updated(**changes)
             knobs = self._knobs
         self.gate.reset()
+        self.faults.reset(knobs.fault_seed)
         return knobs
 
     def reset(self, scenario: str = "fast") -> None:
@@ -72,6 +75,7 @@ class EmulatorState:
             self._knobs = Knobs(scenario=scenario)
             self._records.clear()
         self.gate.reset()
+        self.faults.reset(0)
         self.hold_new = False
         self.book.clear()
 

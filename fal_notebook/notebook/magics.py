@@ -39,6 +39,7 @@ class FalMagics(Magics):
             "jobs": self.handle_jobs,
             "status": self.handle_status,
             "cancel": self.handle_cancel,
+            "resubmit": self.handle_resubmit,
             "wait": self.handle_wait,
             "resume": self.handle_resume,
             "models": self.handle_models,
@@ -116,6 +117,15 @@ class FalMagics(Magics):
 
         job = jobs.get(cmd.id)
         self.presenter.present(job)
+        return job
+
+    def handle_resubmit(self, cmd: Any) -> Any:
+        from .. import jobs
+
+        job = jobs.get(cmd.id).resubmit()
+        self.presenter.present(job)
+        if cmd.wait:
+            self.presenter.wait_for([job])
         return job
 
     def handle_cancel(self, cmd: Any) -> Message:

@@ -12,6 +12,7 @@ __all__ = [
     "ModelsCommand", "InfoCommand", "ConfigCommand", "HistoryCommand", "PanelCommand", "CheckKeyCommand",
     "SubmitCommand", "PollCommand", "DataUriCommand", "EmulatorCommand", "EstimateCommand", "SpendCommand",
     "ImportHistoryCommand", "AdoptCommand",
+    "ResubmitCommand",
 ]
 
 
@@ -44,6 +45,16 @@ class CancelCommand:
     command: Literal["cancel"] = "cancel"
     ids: tuple[str, ...] = ()
     all: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResubmitCommand:
+    """Send again a job fal did not receive (NOT_RECEIVED)."""
+
+    command: Literal["resubmit"] = "resubmit"
+    id: str
+    wait: bool = False
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

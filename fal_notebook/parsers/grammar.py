@@ -37,6 +37,7 @@ from .commands import (
     ModelsCommand,
     PanelCommand,
     PollCommand,
+    ResubmitCommand,
     ResultCommand,
     ResumeCommand,
     SpendCommand,
@@ -158,6 +159,13 @@ def _wait_args(p: argparse.ArgumentParser) -> None:
     _timeout(p)
 
 
+def _resubmit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", metavar="ID", help="The job (state NOT_RECEIVED: fal's request history shows it never "
+                   "arrived).")
+    p.add_argument("--wait", action="store_true", help="Wait until it is done.")
+    _timeout(p)
+
+
 def _models_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", nargs="?", help="Search fal's catalogue (bundled models first) for this text.")
     p.add_argument("--search", help="The same as TEXT.")
@@ -249,6 +257,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                    lambda ns: ResultCommand(**_split_ref(ns), timeout=ns.timeout), magic=False),
         Subcommand("cancel", "Cancel jobs by id, or every unfinished one with `all`.", _cancel_args, _cancel),
         Subcommand("wait", "Wait until the jobs are done.", _wait_args, lambda ns: _fields(WaitCommand, ns)),
+        Subcommand("resubmit", "Send again a job that fal did not receive (NOT_RECEIVED); never any other.",
+                   _resubmit_args, lambda ns: _fields(ResubmitCommand, ns)),
         Subcommand("resume", "Follow unfinished jobs again (this notebook's; --all for every origin).",
                    lambda p: p.add_argument("--all", action="store_true", help="Resume jobs of every origin."),
                    lambda ns: ResumeCommand(all=ns.all), cli=False),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,10 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..catalog.pricing import combine_estimates, cost_of
-from ..errors import FalError, FalTimeoutError, JobCancelledError
+from ..errors import FalError, FalTimeoutError, JobCancelledError, UsageError
 from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..store.records import JobRecord, JobState, utcnow
 from .outcome import error_from_dict, error_to_dict
+from .steps import DOWNLOADS_PENDING
 from .tracker import Host, Tracker
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ def completed_batches(futures: Iterable[concurrent.futures.Future], timeout: flo
                       what: str) -> Iterator[set[concurrent.futures.Future]]:
     """Yield the futures that completed since the last batch, waiting in short slices (KeyboardInterrupt
     arrives promptly); ``FalTimeoutError`` once ``timeout`` s have passed with some still pending."""
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or math.isnan(timeout)):
+        raise UsageError(f"timeout must be a number of seconds or None, not {timeout!r}")
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
     pending = set(futures)
     while pending:
@@ -255,12 +260,21 @@ class Job:
         return future
 
     def wait(self, timeout: float | None = None) -> Job:
-        """Block until the job ends; ``FalTimeoutError`` after ``timeout`` s. Never raises the job's error."""
+        """Block until the job ends; ``FalTimeoutError`` after ``timeout`` s. Never raises the job's error.
+        Outputs a full disk or an unusable folder refused earlier are fetched again (fal's result was kept)."""
+        self._block(timeout)
+        if self._rec.options.get(DOWNLOADS_PENDING) and timeout != 0:
+            try:
+                self._host.retry_downloads([self.id], timeout)
+            except FalError as exc:
+                log.warning("job %s: outputs still pending (%s)", self.id, exc)
+        return self
+
+    def _block(self, timeout: float | None) -> None:
         if not self.done:
             if self._host.on_runtime_thread():
                 raise FalError("Job.wait() on the runtime thread would stall every job; use on_change() instead")
             block_until([self._waiter()], timeout, f"job {self.id}")
-        return self
 
     def raise_for_state(self) -> None:
         """Raise the job's typed error unless it COMPLETED."""
@@ -273,7 +287,7 @@ class Job:
 
     def result(self, timeout: float | None = None) -> dict:
         """fal's output, once the job completed; raises its typed error, or ``FalTimeoutError``."""
-        self.wait(timeout)
+        self._block(timeout)
         self.raise_for_state()
         return self._record.result or {}
 
@@ -291,6 +305,13 @@ class Job:
         """Ask fal to cancel. Returns fal's answer (``CANCELLATION_REQUESTED`` / ``ALREADY_COMPLETED``) or
         the final state when the job had already ended."""
         return self._host.cancel_job(self.id, timeout)
+
+    def resubmit(self) -> Job:
+        """Send again a job that fal did not receive (state ``NOT_RECEIVED``: its submit's reply was lost and
+        fal's request history shows no such request). Any other state raises ``UsageError``: a request fal
+        may have is never sent twice. Returns the job, followed again."""
+        self._host.resubmit_job(self.id)
+        return self
 
     # -- change notification (runtime thread) -------------------------------------------------------------
     def on_change(self, callback: Callable[[], Any]) -> Callable[[], None]:

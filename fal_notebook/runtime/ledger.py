@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ..client.platform_wire import RequestItem
     from ..client.queue import AsyncQueueClient
     from ..client.wire import RequestHandle
+    from ..config import Limits
     from ..store.records import JobRecord
     from .tracker import Tracker
 
@@ -41,6 +45,7 @@ class JobRun:
     phase: Phase = Phase.PENDING
     accepted: asyncio.Event = field(default_factory=asyncio.Event)  # the POST got an answer (or never will)
     streamed: bool = False  # a status stream was tried (one try per job)
+    logs_seen: int = -1  # fal's log count at the last reading applied (new lines only when it changes)
 
     @property
     def record(self) -> JobRecord:
@@ -67,6 +72,18 @@ class Ledger(Protocol):
 
     @property
     def schema_cache(self) -> Path | None: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    async def request_history(self, endpoint: str, start: datetime) -> list[RequestItem]:
+        """fal's record of this account's requests to ``endpoint`` since ``start``, inputs included."""
+
+    def request_known(self, request_id: str) -> bool:
+        """True when a stored job already holds this fal request id."""
+
+    def adopt_request(self, run: JobRun, request_id: str) -> bool:
+        """Give the job this request id (found in fal's history) and its URLs; False when another job has it."""
 
     def restore_inputs(self, arguments: dict) -> dict:
         """The stored input with its data URIs rebuilt from the store's files."""

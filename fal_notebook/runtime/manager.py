@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import logging
 import os
+import sqlite3
 import threading
 import time
 import weakref
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load_settings
-from ..errors import FalError, UnknownModelError
+from ..errors import FalError, UnknownModelError, UsageError, ValidationError
 from ..store.db import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
 from ..store.legacy import import_legacy
 from . import cancel as _cancel
@@ -30,12 +31,18 @@ from .job import CANCEL_TIMEOUT, Job, JobGroup
 from .ledger import JobRun, Phase, handle_of
 from .outcome import LostJob, error_to_dict
 from .pricing import PriceBook, check_budget
+from .reconcile import CLEARED, needs_reconcile
 from .tracker import Tracker
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .._portal import Portal
     from ..catalog import ModelSpec
+    from ..client.platform import AsyncPlatformClient
+    from ..client.platform_wire import RequestItem
     from ..client.queue import AsyncQueueClient
+    from ..config import Limits
 
 __all__ = ["JobManager", "default_origin"]
 
@@ -75,13 +82,13 @@ class JobManager:
                  origin: str | None = None, portal: Portal | None = None, client: AsyncQueueClient | None = None,
                  legacy_file: Path | None | bool = None, auto_resume: bool = True, max_submits: int = 16,
                  max_downloads: int = 4, max_streams: int = 128, max_requests: int = 32,
-                 max_multiplexed: int = 2000) -> None:
+                 max_multiplexed: int = 2000, platform: AsyncPlatformClient | None = None) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.store = store if store is not None else JobStore(self.settings.store_path)
         self.origin = origin or default_origin()
         self.outputs = Path(self.settings.outputs).expanduser().resolve()
         self.owner = new_owner()
-        self._portal, self._client = portal, client
+        self._portal, self._client, self._platform = portal, client, platform
         self._legacy_file, self._auto_resume = legacy_file, auto_resume
         self.submit_slots = asyncio.Semaphore(max_submits)
         self.download_slots = asyncio.Semaphore(max_downloads)
@@ -121,6 +128,15 @@ class JobManager:
             self._client = AsyncQueueClient(self.settings, max_requests=self._max_requests,
                                             max_streams=self._max_streams)
         return self._client
+
+    @property
+    def platform(self) -> AsyncPlatformClient:
+        """fal's platform API (request history, to settle submits whose reply was lost)."""
+        if self._platform is None:
+            from ..client.platform import AsyncPlatformClient
+
+            self._platform = AsyncPlatformClient(self.settings)
+        return self._platform
 
     @property
     def closed(self) -> bool:
@@ -181,6 +197,8 @@ class JobManager:
         await self.client.aclose()
         if self._prices is not None:
             await self._prices.aclose()
+        if self._platform is not None:
+            await self._platform.aclose()
 
     # -- submitting --------------------------------------------------------------------------------------
     def submit(self, model: str, arguments: Mapping[str, Any] | None = None, *, validate: bool = True,
@@ -192,7 +210,8 @@ class JobManager:
         Raises ``ValidationError`` / ``UnknownModelError`` before anything is stored or sent, and
         ``CostLimitError`` when the estimate exceeds ``max_cost`` (unless ``confirm``).
         """
-        arguments = {**(arguments or {}), **fields}
+        arguments, tags = self._check_call(model, arguments, fields, tags, priority=priority,
+                                           start_timeout=start_timeout, hint=hint, webhook_url=webhook_url)
         endpoint, arguments, uploads, warnings = self._check(model, arguments, validate)
         estimate = self.prices.estimate(endpoint, [arguments], self._known_spec(endpoint))
         check_budget(estimate, confirm=confirm)
@@ -278,15 +297,41 @@ class JobManager:
             return self.model_spec(endpoint, fetch=False)
         except FalError:
             return None
+    @staticmethod
+    def _check_call(model: Any, arguments: Any, fields: dict, tags: Any, **options: Any) -> tuple[dict, list[str]]:
+        """What every entry point gets checked before anything is stored: a model name, a mapping of
+        arguments, text tags and sendable options (a clear error, never a TypeError from deep inside)."""
+        from ..catalog.validate import check_sendable
+        from ..client.queue import submit_option_problems
+
+        if not isinstance(model, str) or not model.strip():
+            raise UsageError(f"the model must be an endpoint id or alias such as 'fal-ai/flux/dev', not {model!r}")
+        label = model.strip()
+        if arguments is not None and not isinstance(arguments, Mapping):
+            check_sendable(label, arguments)  # raises: not a mapping
+        tags = [tags] if isinstance(tags, str) else tags
+        try:
+            tags = list(tags or ())
+        except TypeError:
+            raise UsageError(f"tags must be a list of text, not {type(tags).__name__}") from None
+        if not all(isinstance(tag, str) for tag in tags):
+            raise UsageError("tags must be text")
+        problems = submit_option_problems(**options)
+        if problems:
+            raise ValidationError(label, problems)
+        return {**(arguments or {}), **fields}, tags
 
     def _check(self, model: str, arguments: dict, validate: bool) -> tuple[str, dict, list, list[str]]:
         if not validate:
             from ..catalog import resolve
+            from ..catalog.validate import check_sendable
+            from ..client.wire import normalize_endpoint_id
 
+            arguments = check_sendable(model, arguments)  # the schema is skipped, JSON itself is not
             try:
                 return resolve(model), arguments, [], []
             except UnknownModelError:
-                return model, arguments, [], []
+                return normalize_endpoint_id(model), arguments, [], []
         from ..catalog.validate import validate as check
 
         checked = check(self.model_spec(model), arguments, cache_dir=self.settings.schema_cache)
@@ -354,8 +399,9 @@ class JobManager:
             if claimed is None:
                 continue
             if claimed.request_id is None:
-                log.warning("job %s never got a request id (its process stopped while submitting); "
-                            "submitting it again", claimed.id)
+                log.warning("job %s never got a request id (its process stopped while submitting); %s",
+                            claimed.id, "looking for it in fal's request history" if needs_reconcile(claimed)
+                            else "submitting it (it was never sent)")
             tracker = self._tracker_for(claimed)
             tracker.replace(claimed)
             self._resumed.add(claimed.id)
@@ -363,7 +409,15 @@ class JobManager:
             resumed.append(self._job_for(tracker))
         if resumed:
             log.info("resumed %d unfinished job(s)", len(resumed))
+        if not all:
+            self._retry_pending_quietly()
         return resumed
+
+    def _retry_pending_quietly(self) -> None:
+        try:
+            self.retry_downloads()
+        except Exception as exc:  # resuming must not fail because a disk is still full
+            log.warning("outputs still pending: %s", exc)
 
     async def _renew_forever(self) -> None:
         while True:
@@ -394,6 +448,34 @@ class JobManager:
 
     def restore_inputs(self, arguments: dict) -> dict:
         return self.store.restore_inputs(arguments)
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
+
+    async def request_history(self, endpoint: str, start: datetime) -> list[RequestItem]:
+        return await self.platform.requests_by_endpoint(endpoint, start=start, payloads=True, max_items=500)
+
+    def request_known(self, request_id: str) -> bool:
+        return self.store.find_request(request_id) is not None
+
+    def adopt_request(self, run: JobRun, request_id: str) -> bool:
+        """Take over fal's request ``request_id`` for this job (its reply was lost); the store's unique
+        request id makes sure two jobs never share one."""
+        rec = run.record
+        status_url, response_url, cancel_url = self._fallback_urls(rec.endpoint, request_id)
+        values = {"request_id": request_id, "status_url": status_url, "response_url": response_url,
+                  "cancel_url": cancel_url, "submitted_at": utcnow(), "state": JobState.IN_QUEUE}
+        try:
+            saved = self.store.update(rec.id, owner=self.owner, **values)
+        except sqlite3.IntegrityError:  # another job (here or in another process) holds it already
+            return False
+        if not saved:
+            raise LostJob(run.id)
+        for name, value in values.items():
+            setattr(rec, name, value)
+        run.tracker.notify()
+        return True
 
     def persist(self, run: JobRun, *names: str) -> None:
         """Write these fields (and the job's noted ones) while this process still owns the job, then notify;
@@ -554,7 +636,14 @@ class JobManager:
                 model = resolve(model)
             except UnknownModelError:
                 pass
-        states = None if state is None else ([state] if isinstance(state, (str, JobState)) else list(state))
+        states = None if state is None else ([state] if isinstance(state, (str, JobState)) else state)
+        if states is not None:
+            try:
+                states = [JobState(s) for s in states]
+            except (TypeError, ValueError):
+                raise UsageError(f"unknown job state {state!r}; choose from {', '.join(JobState)}") from None
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise UsageError(f"limit must be a whole number of jobs, not {limit!r}")
         rows = self.store.list(origin=None if all else (origin or self.origin), endpoint=model,
                                states=states, limit=limit)
         return [self._job_for(self._adopt_row(row)) for row in rows]
@@ -573,6 +662,49 @@ class JobManager:
     def cancel(self, job: Job, timeout: float | None = CANCEL_TIMEOUT) -> str:
         """Ask fal to cancel ``job``; see :meth:`Job.cancel`."""
         return self.cancel_job(job.id, timeout)
+
+    def retry_downloads(self, job_ids: Iterable[str] | None = None, timeout: float | None = None) -> int:
+        """Try again the outputs a COMPLETED job could not write (disk full, read-only folder), for these jobs
+        (default: this origin's); returns how many are still pending. fal's result was kept, so only the media
+        are fetched again."""
+        if job_ids is None:
+            rows = [r for r in self.store.list(origin=self.origin, states=[JobState.COMPLETED])
+                    if r.options.get(_steps.DOWNLOADS_PENDING)]
+        else:
+            rows = [r for r in (self.store.get(i) for i in job_ids) if r is not None]
+        still = 0
+        for rec in rows:
+            if rec.state is not JobState.COMPLETED or not rec.options.get(_steps.DOWNLOADS_PENDING):
+                continue
+            self.start()
+            files, pending = self.portal.call(_steps.fetch_media(self, rec), timeout=timeout)
+            rec.files = files
+            _steps.note_pending(rec, pending)
+            self.store.update(rec.id, files=rec.files, options=rec.options, logs=rec.logs)
+            still += pending
+            tracker = self._trackers.get(rec.id)
+            if tracker is not None:
+                tracker.replace(self.store.get(rec.id) or rec)
+                tracker.notify()
+        return still
+
+    def resubmit_job(self, job_id: str) -> None:
+        """Send again a job fal did not receive (see :meth:`Job.resubmit`)."""
+        self.start()
+        rec = self.store.find(job_id)
+        if rec.state is not JobState.NOT_RECEIVED:
+            raise UsageError(f"job {rec.id} is {rec.state.value}: only a job that fal did not receive (NOT_RECEIVED) "
+                             "is sent again; a request fal may have is never sent twice")
+        options = {**rec.options, CLEARED: rec.submit_attempts}
+        if not self.store.reopen(rec.id, JobState.NOT_RECEIVED, state=JobState.SUBMITTING, error=None,
+                                 finished_at=None, options=options):
+            raise UsageError(f"job {rec.id} changed meanwhile (another process resubmitted it?)")
+        claimed = self.store.claim(rec.id, self.owner, self.LEASE)
+        tracker = self._tracker_for(claimed or rec)
+        if claimed is None:  # another process took it at once: it follows it
+            return
+        tracker.reopen(claimed)
+        self._follow(JobRun(tracker))
 
     def cancel_job(self, job_id: str, timeout: float | None = CANCEL_TIMEOUT) -> str:
         """Cancel by local id (the job's own ``cancel()`` comes here)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
-from ..errors import FalError, FalTimeoutError, JobCancelledError, ResultExpiredError
+from ..errors import FalError, FalTimeoutError, JobCancelledError, NotReceivedError, ResultExpiredError
 from ..store.records import JobState
 
 __all__ = ["Outcome", "LostJob", "outcome_of", "error_to_dict", "error_from_dict"]
@@ -45,6 +45,8 @@ def outcome_of(exc: BaseException, job_id: str) -> Outcome:
         return LOST
     if isinstance(exc, ResultExpiredError):
         return Outcome(JobState.EXPIRED, exc)
+    if isinstance(exc, NotReceivedError):
+        return Outcome(JobState.NOT_RECEIVED, exc)
     if isinstance(exc, FalError):
         cancelled = isinstance(exc, JobCancelledError) or getattr(exc, "error_type", None) == "request_cancelled"
         return Outcome(JobState.CANCELLED if cancelled else JobState.FAILED, exc)

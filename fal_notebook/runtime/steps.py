@@ -16,6 +16,7 @@ import contextlib
 import logging
 import mimetypes
 import os
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,16 +31,19 @@ from ..errors import (
     RequestError,
     ResultExpiredError,
     TransportError,
+    UnknownOutcomeError,
 )
 from ..store.records import JobState, utcnow
 from .ledger import JobRun, Ledger, Phase, handle_of
 from .outcome import COMPLETED, LostJob, Outcome, outcome_of
+from .reconcile import mark_posting, needs_reconcile, reconcile_step
 
 if TYPE_CHECKING:
     from ..client.wire import RequestHandle, Status
     from ..store.records import JobRecord
 
-__all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer"]
+__all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer", "fetch_media", "note_pending",
+           "DOWNLOADS_PENDING"]
 
 log = logging.getLogger("fal_notebook")
 MEDIA_KEYS = ("images", "image", "video", "videos", "audio")
@@ -172,9 +176,10 @@ async def submit_step(ledger: Ledger, run: JobRun) -> None:
         arguments, uploads = _arguments_to_send(ledger, run)
         arguments = await _upload_all(ledger, arguments, uploads)
         rec.arguments, run.uploads = arguments, []
-        rec.submit_attempts += 1
-        if uploads or rec.submit_attempts > 1:  # a fresh job without uploads has nothing new to keep yet
-            ledger.persist(run, "arguments", "submit_attempts")
+        # always stored before the POST, uploads or not: a crash from here on leaves an UNKNOWN outcome that
+        # fal's history settles, never a blind second (billed) POST
+        mark_posting(rec)
+        ledger.persist(run, "arguments", "submit_attempts", "options")
         run.phase = Phase.POSTING
         options = {k: rec.options.get(k) for k in ("webhook_url", "priority", "start_timeout", "hint")}
         try:
@@ -185,7 +190,7 @@ async def submit_step(ledger: Ledger, run: JobRun) -> None:
     rec.request_id, rec.status_url = handle.request_id, handle.status_url
     rec.response_url, rec.cancel_url = handle.response_url, handle.cancel_url
     rec.submitted_at, rec.state = utcnow(), JobState.IN_QUEUE
-    _read_status(rec, status)
+    _read_status(run, status)
     ledger.persist(run, "request_id", "status_url", "response_url", "cancel_url", "submitted_at", "submit_attempts",
                    *PROGRESS_FIELDS)
     _check_cancelled(rec, status)
@@ -194,20 +199,22 @@ async def submit_step(ledger: Ledger, run: JobRun) -> None:
 PROGRESS_FIELDS = ("state", "queue_position", "logs", "inference_time", "started_at")
 
 
-def _read_status(rec: JobRecord, status: Status) -> bool:
-    """Copy a reading into the record; True when something a user sees changed."""
-    before = (rec.state, rec.queue_position, len(rec.logs), rec.inference_time)
+def _read_status(run: JobRun, status: Status) -> bool:
+    """Copy a reading into the record; True when something a user sees changed (new log lines included,
+    also once the kept tail is full)."""
+    rec = run.record
+    before = (rec.state, rec.queue_position, run.logs_seen, rec.inference_time)
     if status.state == "IN_PROGRESS" or (status.done and rec.state is not JobState.IN_PROGRESS):
         if rec.started_at is None:
             rec.started_at = utcnow()
         rec.state = JobState.IN_PROGRESS
     rec.queue_position = status.queue_position if status.state == "IN_QUEUE" else None
-    messages = [str(entry.get("message", entry)) for entry in status.logs]
-    if len(messages) != len(rec.logs):
+    if status.log_count != run.logs_seen:  # new lines: only the reading's bounded tail is looked at
         rec.logs = []
-        rec.add_logs(messages)
+        rec.add_logs(str(entry.get("message", entry)) for entry in status.logs)
+        run.logs_seen = status.log_count
     rec.inference_time = status.inference_time or rec.inference_time
-    return (rec.state, rec.queue_position, len(rec.logs), rec.inference_time) != before
+    return (rec.state, rec.queue_position, run.logs_seen, rec.inference_time) != before
 
 
 def _check_cancelled(rec: JobRecord, status: Status) -> None:
@@ -219,7 +226,7 @@ def _check_cancelled(rec: JobRecord, status: Status) -> None:
 def apply_status(ledger: Ledger, run: JobRun, status: Status) -> None:
     """Copy a reading into the record; when something a user sees changed, note it (watchers are told at
     once, the store gets it in the next batch)."""
-    if _read_status(run.record, status):
+    if _read_status(run, status):
         ledger.note(run, *PROGRESS_FIELDS)
     _check_cancelled(run.record, status)
 
@@ -251,6 +258,7 @@ async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
     pacer, failures = PollPacer(), 0
     rec = run.record
     await asyncio.sleep(pacer.next(rec.state.value, rec.queue_position))
+    last_read = time.monotonic()
     while True:
         if await _stream(ledger, run, handle):
             return
@@ -264,12 +272,18 @@ async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
         except FalError as exc:
             if not transient(exc):
                 raise
+            unreadable = time.monotonic() - last_read
+            if unreadable >= ledger.limits.unfollowable_seconds:  # fal no longer keeps what it may have made
+                raise ResultExpiredError(
+                    f"the status of request {handle.request_id} could not be read for {unreadable / 60:.0f} min "
+                    f"(last: {exc}); fal keeps results 1 h, so it is given up", request_id=handle.request_id,
+                ) from exc
             failures += 1
             delay = transient_delay(failures)
             log.warning("status of %s failed (%s); trying again in %.0f s", handle.request_id, exc, delay)
             await asyncio.sleep(delay)
             continue
-        failures = 0
+        failures, last_read = 0, time.monotonic()
         apply_status(ledger, run, status)
         if status.done:
             return
@@ -303,25 +317,54 @@ async def result_step(ledger: Ledger, run: JobRun) -> None:
         ledger.persist(run, "result", "inference_time")
 
 
-async def _download_one(ledger: Ledger, run: JobRun, index: int, item: dict) -> str | None:
-    dest = inside(ledger.outputs, output_name(run.id, index, item))
-    if dest.exists() and dest.stat().st_size > 0:  # downloaded before a restart (writes are atomic)
-        return str(dest)
+DOWNLOADS_PENDING = "downloads_pending"  # option: outputs that could not be written yet (disk full, read-only)
+
+
+async def _download_one(ledger: Ledger, record: JobRecord, index: int, item: dict) -> tuple[str | None, bool]:
+    """(the local path or None, whether it is worth trying again later: a local disk problem)."""
     try:
+        dest = inside(ledger.outputs, output_name(record.id, index, item))
+        if dest.exists() and dest.stat().st_size > 0:  # downloaded before a restart (writes are atomic)
+            return str(dest), False
         async with ledger.download_slots:
             await ledger.client.download(item["url"], dest)
+    except OSError as exc:  # no space, a read-only or vanished outputs folder: fal's result is kept
+        log.warning("job %s: could not write output %d (%s); kept for a later wait() or resume()",
+                    record.id, index, exc.strerror or exc)
+        record.add_logs([f"download pending: {exc.strerror or exc} ({ledger.outputs})"])
+        return None, True
     except FalError as exc:
-        log.warning("job %s: could not download %s: %s", run.id, item["url"][:120], exc)
-        run.record.add_logs([f"download failed: {exc}"])
-        return None
-    return str(dest)
+        log.warning("job %s: could not download %s: %s", record.id, item["url"][:120], exc)
+        record.add_logs([f"download failed: {exc}"])
+        return None, False
+    return str(dest), False
+
+
+async def fetch_media(ledger: Ledger, record: JobRecord) -> tuple[list[str], int]:
+    """Save the result's media (at most ``limits.max_outputs``) into the outputs folder, concurrently (bounded);
+    returns the paths saved and how many could not be written here (worth retrying)."""
+    items = media_items(record.result or {})
+    cap = ledger.limits.max_outputs
+    if len(items) > cap and not any("not downloaded" in line for line in record.logs):
+        record.add_logs([f"{len(items) - cap} more outputs not downloaded (FAL_NOTEBOOK_MAX_OUTPUTS={cap}); "
+                         "their URLs are in the result"])
+    done = await asyncio.gather(*(_download_one(ledger, record, n, item) for n, item in enumerate(items[:cap])))
+    return [path for path, _ in done if path], sum(1 for _, pending in done if pending)
+
+
+def note_pending(record: JobRecord, pending: int) -> None:
+    options = {k: v for k, v in record.options.items() if k != DOWNLOADS_PENDING}
+    record.options = {**options, DOWNLOADS_PENDING: pending} if pending else options
 
 
 async def download_step(ledger: Ledger, run: JobRun) -> None:
-    """Save every media item of the result into the outputs folder, concurrently (bounded)."""
-    items = media_items(run.record.result or {})
-    paths = await asyncio.gather(*(_download_one(ledger, run, n, item) for n, item in enumerate(items)))
-    run.record.files = [p for p in paths if p]  # stored with the final state, in the same write
+    """The result's media into the outputs folder; what the disk refused stays pending (the job completes)."""
+    had_pending = DOWNLOADS_PENDING in run.record.options
+    files, pending = await fetch_media(ledger, run.record)
+    run.record.files = files  # stored with the final state, in the same write
+    note_pending(run.record, pending)
+    if pending or had_pending:
+        ledger.persist(run, "options", "files", "logs")
 
 
 async def drive(ledger: Ledger, run: JobRun) -> Outcome:
@@ -329,8 +372,14 @@ async def drive(ledger: Ledger, run: JobRun) -> Outcome:
     record; returns that outcome (``LOST`` when another process has the job now)."""
     rec = run.record
     try:
-        if rec.request_id is None:
-            await submit_step(ledger, run)
+        if rec.request_id is None and needs_reconcile(rec):
+            await reconcile_step(ledger, run)
+        elif rec.request_id is None:
+            try:
+                await submit_step(ledger, run)
+            except UnknownOutcomeError as exc:
+                log.warning("job %s: %s; looking for it in fal's request history", rec.id, exc)
+                await reconcile_step(ledger, run)
         if rec.result is None:
             await follow_step(ledger, run)
             await result_step(ledger, run)

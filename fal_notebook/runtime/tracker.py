@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..store.records import JobRecord
@@ -35,6 +35,12 @@ class Host(Protocol):
 
     def cancel_job(self, job_id: str, timeout: float | None) -> str:
         """Ask fal to cancel; fal's answer or the final state."""
+
+    def resubmit_job(self, job_id: str) -> None:
+        """Send again a job fal did not receive (``NOT_RECEIVED``)."""
+
+    def retry_downloads(self, job_ids: Iterable[str] | None = None, timeout: float | None = None) -> int:
+        """Try again outputs a completed job could not write; how many are still pending."""
 
     def on_runtime_thread(self) -> bool:
         """True on the runtime loop's thread, where blocking would stall every job."""
@@ -71,6 +77,12 @@ class Tracker:
         """A fresher record (read from the store, or claimed)."""
         self.record = record
         self.refreshed = time.monotonic()
+
+    def reopen(self, record: JobRecord) -> None:
+        """The job was ended and is going again (a resubmit): new waiters wait for its new end."""
+        with self._lock:
+            self._done.clear()
+        self.replace(record)
 
     def waiter(self) -> concurrent.futures.Future:
         """A fresh future completed with ``None`` when the job ends (already done if it has)."""

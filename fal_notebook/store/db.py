@@ -242,6 +242,14 @@ class JobStore:
             params += UNFINISHED
         return job_id, f"UPDATE jobs SET {sets} WHERE {where}", params
 
+    def reopen(self, job_id: str, from_state: JobState, **values: Any) -> bool:
+        """Set columns of a job that is in ``from_state`` (a finished job going again: a resubmit), dropping its
+        lease; False when it is no longer in that state (two resubmits race: one wins)."""
+        values.update(owner=None, lease_until=None, updated_at=utcnow())
+        sets = ", ".join(f"{name} = ?" for name in values)
+        params = [to_sql(n, v) for n, v in values.items()] + [job_id, JobState(from_state).value]
+        return self._write(f"UPDATE jobs SET {sets} WHERE id = ? AND state = ?", params) == 1
+
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -249,6 +257,8 @@ class JobStore:
 
     def find(self, ref: str) -> JobRecord:
         """A job by local id, request id, or a unique prefix of either. ``NotFoundError`` otherwise."""
+        if not isinstance(ref, str):
+            raise NotFoundError(f"a job id is text (a local id, a fal request id or a prefix), not {ref!r}")
         ref = ref.strip()
         if not ref:
             raise NotFoundError("an empty job id")

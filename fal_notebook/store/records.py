@@ -5,6 +5,7 @@ Times are UTC-aware ``datetime`` values stored as ISO 8601 text with the offset;
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import secrets
@@ -35,6 +36,8 @@ class JobState(StrEnum):
     FAILED = "FAILED"  # fal's COMPLETED with an error, a refused submit, or an unusable input
     CANCELLED = "CANCELLED"  # fal confirmed the cancel request before a result existed
     EXPIRED = "EXPIRED"  # fal no longer holds the result (kept 1 h; 6 min for >= 10 KB)
+    UNKNOWN = "UNKNOWN"  # the POST was sent, its reply never came: being looked up in fal's request history
+    NOT_RECEIVED = "NOT_RECEIVED"  # fal's history shows it never got the POST: resubmit() sends it on request
 
     @property
     def terminal(self) -> bool:
@@ -42,7 +45,8 @@ class JobState(StrEnum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
+_TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED,
+                       JobState.NOT_RECEIVED})
 UNFINISHED = tuple(s.value for s in JobState if not s.terminal)
 
 
@@ -93,8 +97,10 @@ class JobRecord:
     estimate: dict | None = None  # the price before paying (catalog.pricing.estimate_for); None: no price known
 
     def add_logs(self, lines: Iterable[str]) -> None:
-        """Append log lines, keeping the newest ``LOG_TAIL`` (each cut to ``LOG_LINE_MAX`` characters)."""
-        self.logs.extend(str(line)[:LOG_LINE_MAX] for line in lines)
+        """Append log lines, keeping the newest ``LOG_TAIL`` (each cut to ``LOG_LINE_MAX`` characters). The
+        work is bounded by the lines given and the tail, never by the whole history."""
+        newest = collections.deque(lines, maxlen=LOG_TAIL)
+        self.logs.extend(str(line)[:LOG_LINE_MAX] for line in newest)
         del self.logs[:-LOG_TAIL]
 
 

@@ -25,6 +25,8 @@ BADGE_COLOURS = {
     "FAILED": "#b91c1c",
     "CANCELLED": "#6b7280",
     "EXPIRED": "#9a3412",
+    "UNKNOWN": "#7c3aed",
+    "NOT_RECEIVED": "#9a3412",
 }
 LOG_LINES = 200  # the tail shown; the full log stays on the job
 PROMPT_CHARS = 600
@@ -154,7 +156,7 @@ def _logs(card: CardData) -> str:
     if not card.logs:
         return ""
     tail = card.logs[-LOG_LINES:]
-    opened = "" if card.state in ("COMPLETED", "CANCELLED", "EXPIRED") else " open"
+    opened = "" if card.state in ("COMPLETED", "CANCELLED", "EXPIRED", "NOT_RECEIVED") else " open"
     return (f'<details{opened} style="margin-top:4px"><summary style="cursor:pointer;{_MUTED}">logs '
             f'({counted(len(card.logs), "line")})</summary><pre style="max-height:160px;overflow:auto;margin:2px 0;'
             f'font-size:11px">{_e(chr(10).join(tail))}</pre></details>')
