@@ -37,6 +37,13 @@ J.wait(timeout=120)
 print(len(resumed), flush=True)
 """
 
+RESUBMIT_AND_WAIT = """
+import fal_notebook.jobs as J
+again = [J.resubmit(j.id) for j in J.jobs(state="NOT_RECEIVED")]
+J.wait(again, timeout=120)
+print(len(again), flush=True)
+"""
+
 SUBMIT_50_WHILE_STEALING = f"""
 import sys
 import fal_notebook.jobs as J
@@ -91,11 +98,21 @@ def test_sigkill_mid_run_then_resume_loses_nothing(fal_env, emulator, child_env,
         assert victim.returncode == -signal.SIGKILL
         assert not any(r.state.terminal for r in store.list())
         emulator.release()
+        child_env["FAL_NOTEBOOK_LISTING_DELAY"] = "2"  # POSTs cut by the kill are settled from fal's history
         survivor = _spawn(RESUME_AND_WAIT, child_env)
         out, err = survivor.communicate(timeout=180)
         assert survivor.returncode == 0, err
         assert int(out.strip()) == 20
+        # a POST the kill cut short was adopted if fal got it, else NOT_RECEIVED: never sent twice
+        at_fal = {j.request_id for j in emulator.jobs.values()}
+        rows = store.list()
+        assert {r.request_id for r in rows if r.request_id} == at_fal
+        assert all(r.state is JobState.NOT_RECEIVED for r in rows if not r.request_id)
+        again = _spawn(RESUBMIT_AND_WAIT, child_env)
+        out, err = again.communicate(timeout=180)
+        assert again.returncode == 0, err
         _assert_all_completed(store, 20)
+        assert len(emulator.jobs) == 20  # one request at fal per job
     finally:
         victim.kill()
         store.close()
