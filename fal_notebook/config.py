@@ -274,6 +274,7 @@ class Settings:
     home: Path = field(default_factory=_default_home)
     outputs: Path = field(default_factory=lambda: Path("fal_outputs"))
     limits: Limits = field(default_factory=Limits)
+    reattach: str = "unfinished"  # a %fal cell run again shows its earlier job: unfinished | finished | off
 
     @property
     def store_path(self) -> Path:
@@ -293,10 +294,16 @@ class Settings:
         return f"fal_notebook → {where}; {how}"
 
 
+REATTACH_MODES = ("unfinished", "finished", "off")
+
+
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Read key, endpoints, folders (``FAL_NOTEBOOK_HOME``, ``FAL_NOTEBOOK_OUTPUTS``) and limits from the environment."""
     env = os.environ if env is None else env
     home = Path(env["FAL_NOTEBOOK_HOME"]).expanduser() if env.get("FAL_NOTEBOOK_HOME") else _default_home()
     outputs = Path(env.get("FAL_NOTEBOOK_OUTPUTS") or "fal_outputs").expanduser()
+    reattach = (env.get("FAL_NOTEBOOK_REATTACH") or "unfinished").strip().lower()
+    if reattach not in REATTACH_MODES:
+        raise ConfigError(f"FAL_NOTEBOOK_REATTACH={reattach!r} is not one of {', '.join(REATTACH_MODES)}")
     return Settings(key=find_key(env, cwd), endpoints=Endpoints.from_env(env), home=home, outputs=outputs,
-                    limits=Limits.from_env(env))
+                    limits=Limits.from_env(env), reattach=reattach)

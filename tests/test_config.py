@@ -92,3 +92,13 @@ def test_settings_folders_and_describe(tmp_path):
     assert s.store_path == tmp_path / "jobs.sqlite3" and s.outputs == tmp_path / "o"
     assert "verysecret" not in s.describe() and "1a2b" in s.describe()
     assert "FAL_KEY=" in load_settings({"FAL_NOTEBOOK_HOME": str(tmp_path), "FAL_TOOLS_MD": "/nonexistent"}).describe()
+
+
+def test_reattach_setting(tmp_path):
+    from fal_notebook.config import load_settings
+    from fal_notebook.errors import ConfigError
+
+    assert load_settings({"FAL_NOTEBOOK_HOME": str(tmp_path)}).reattach == "unfinished"
+    assert load_settings({"FAL_NOTEBOOK_HOME": str(tmp_path), "FAL_NOTEBOOK_REATTACH": "Finished"}).reattach == "finished"
+    with pytest.raises(ConfigError, match="unfinished, finished, off"):
+        load_settings({"FAL_NOTEBOOK_HOME": str(tmp_path), "FAL_NOTEBOOK_REATTACH": "always"})

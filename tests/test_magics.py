@@ -334,3 +334,39 @@ def test_unbundled_model_with_no_validate_is_sent_as_given_without_a_schema(shel
     assert job.state.value == "COMPLETED" and job.files[0].suffix == ".png"
     assert emulated_inputs(emulator) == [{"prompt": "a lighthouse", "num_inference_steps": 12, "format": "png"}]
     assert openapi_gets(emulator) == []  # --no-validate never waits for a schema
+
+
+def test_a_cell_run_again_reattaches_to_its_unfinished_job_and_new_submits_anyway(shell, emulator, published):
+    def stored() -> int:
+        return len(jobs.jobs(all=True))
+
+    emulator.hold(True)
+    first = run(shell, "%fal nbp a held fox").result
+    again = run(shell, "%fal nbp a held fox").result
+    assert again.id == first.id and stored() == 1  # nothing submitted, nothing paid twice
+    assert any("still running: showing it instead of submitting again" in o["data"]["text/plain"]
+               for o in published)
+    assert run(shell, "%fal nbp a held fox --new").result.id != first.id and stored() == 2
+    other = run(shell, "%fal nbp another fox").result  # another request is submitted
+    assert other.id != first.id and stored() == 3
+    # the frontend's cell id wins over the source: an edited line making the same request is the same cell
+    shell.run_cell("x = %fal nbp a cat on a mat", cell_id="cell-7")
+    edited = shell.run_cell("%fal   nbp a cat on a mat", cell_id="cell-7").result
+    assert edited.id == shell.user_ns["x"].id and stored() == 4
+    emulator.release()
+    jobs.wait(timeout=30)
+    assert run(shell, "%fal nbp another fox").result.id != other.id  # finished: submitted again by default
+    jobs.wait(timeout=30)
+    assert len(emulator.jobs) == stored() == 5
+
+
+def test_reattach_finished_setting_reuses_completed_jobs(shell, emulator, monkeypatch):
+    monkeypatch.setenv("FAL_NOTEBOOK_REATTACH", "finished")
+    first = run(shell, "%fal nbp a quick fox --wait").result
+    assert first.state.value == "COMPLETED"
+    assert run(shell, "%fal nbp a quick fox --wait").result.id == first.id and len(jobs.jobs(all=True)) == 1
+    monkeypatch.setenv("FAL_NOTEBOOK_REATTACH", "off")
+    emulator.hold(True)
+    held = run(shell, "%fal nbp a held fox").result
+    assert run(shell, "%fal nbp a held fox").result.id != held.id
+    emulator.release()

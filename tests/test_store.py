@@ -235,3 +235,12 @@ def test_processes_creating_the_store_at_once(tmp_path):
     store = JobStore(path)
     assert len(store.list()) == 4 and store.integrity_check() == "ok"
     store.close()
+
+
+def test_cell_runs_remember_the_jobs_a_cell_submitted(store):
+    assert store.cell_run("nb.ipynb", "k1") == []
+    store.remember_cell_run("nb.ipynb", "k1", ["a1", "b2"])
+    store.remember_cell_run("other.ipynb", "k1", ["c3"])
+    assert store.cell_run("nb.ipynb", "k1") == ["a1", "b2"] and store.cell_run("other.ipynb", "k1") == ["c3"]
+    store.remember_cell_run("nb.ipynb", "k1", ["d4"])  # the cell ran again with --new
+    assert store.cell_run("nb.ipynb", "k1") == ["d4"]

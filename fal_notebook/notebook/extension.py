@@ -16,6 +16,7 @@ from ..errors import counted
 from . import live as render
 from .interrupt import Interrupted, cancel_line
 from .progress import wait_with_progress
+from .reattach import CellRuns
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "Presenter"]
 
@@ -37,6 +38,7 @@ class Presenter:
         self.shell = shell
         self.kernel = getattr(shell, "kernel", None) is not None
         self._shown: set[str] = set()
+        self.cells = CellRuns()
 
     def present(self, obj: Any) -> list[render.LiveCard]:
         cards = render.show(obj, live=self.kernel)
@@ -89,8 +91,17 @@ class Presenter:
         elif jobs:
             self.present(jobs)
 
+    def note(self, text: str) -> None:
+        """A short line above a card (why nothing was submitted, say), shown as output of the running cell."""
+        from IPython.display import display
+
+        from ..views.tables import Message
+
+        display(Message(text))
+
     def pre_run_cell(self, info: Any = None) -> None:
         self._shown.clear()
+        self.cells.start_cell(info)
         self._announce()
 
     def post_run_cell(self, result: Any = None) -> None:
@@ -112,19 +123,21 @@ def _startup_line() -> str:
     return load_settings().describe()
 
 
-def _resume() -> str:
-    """Follow this notebook's unfinished jobs again; a line saying so, or "" when there were none."""
+def _resume(kernel: bool) -> tuple[str, list[Any]]:
+    """Follow this notebook's unfinished jobs again: a line saying so ("" when there were none), and the jobs."""
     from .. import jobs
 
     try:
         resumed = jobs.resume()
     except Exception as exc:  # a broken store must not stop the extension from loading
         log.warning("could not resume unfinished jobs: %s", exc)
-        return f"could not resume unfinished jobs: {exc}"
+        return f"could not resume unfinished jobs: {exc}", []
     if not resumed:
-        return ""
+        return "", []
     ids = ", ".join(job.id for job in resumed)
-    return f"following {counted(len(resumed), 'unfinished job')} of this notebook again: {ids} (%fal jobs lists them)"
+    where = "their live cards follow" if kernel else "%fal jobs lists them"
+    return (f"following {counted(len(resumed), 'unfinished job')} of this notebook again: {ids} ({where}; "
+            "running their cells again shows them instead of submitting twice)", resumed)
 
 
 def load_ipython_extension(ip: Any) -> None:
@@ -139,8 +152,11 @@ def load_ipython_extension(ip: Any) -> None:
         formatter.for_type(cls, presenter.display_job)
     ip.events.register("pre_run_cell", presenter.pre_run_cell)
     ip.events.register("post_run_cell", presenter.post_run_cell)
-    lines = [_startup_line(), _resume()]
-    print("\n".join(line for line in lines if line))
+    resumed_line, resumed = _resume(presenter.kernel)
+    print("\n".join(line for line in (_startup_line(), resumed_line) if line))
+    if presenter.kernel and resumed:  # live again: the cards of the jobs a restart left running, in this cell
+        for job in resumed:
+            presenter.present(job)
 
 
 def unload_ipython_extension(ip: Any) -> None:

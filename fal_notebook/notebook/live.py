@@ -31,7 +31,7 @@ from ..views.card_data import THUMB_BYTES, THUMB_SIDE, card_data, group_variants
 from ..views.html import card_html, card_text
 
 __all__ = [
-    "JobCard", "LiveCard", "card_data", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced", "mark_announced",
+    "JobCard", "LiveCard", "card_data", "display_id", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced", "mark_announced",
     "notice", "THUMB_SIDE", "THUMB_BYTES", "BLOCKED_AFTER",
 ]
 
@@ -91,7 +91,10 @@ class LiveCard:
         from IPython.display import display
 
         shown_state = state_name(self.job.state)
-        self.handle = display(self._card(), display_id=True)
+        # one display id per job, not per card: every card of the job (a later cell showing it again, the card
+        # a restart's %load_ext shows) is updated by each redraw, and a frontend that keeps display ids across
+        # a kernel restart can route the new kernel's updates to the old card
+        self.handle = display(self._card(), display_id=display_id(self.job))
         self._drawn = time.monotonic()
         if self.live:
             try:
@@ -179,6 +182,11 @@ class LiveCard:
                 self.handle.update(self._card())
         if self.job.done:
             self.final_sent = True
+
+
+def display_id(job: Any) -> str:
+    """The display id of every card of ``job``: stable across cells and kernel restarts."""
+    return f"fal-job-{job.id}"
 
 
 def jobs_of(obj: Any) -> list[Any]:

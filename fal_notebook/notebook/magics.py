@@ -90,15 +90,38 @@ class FalMagics(Magics):
         requests = call.expand()
         if len(requests) > 1 and call.validate:
             _validate_all(call.model, requests)  # a bad sweep value sends nothing, not half the sweep
+        key = self.presenter.cells.key(call.model, requests)
+        earlier = None if call.new or key is None else _earlier_run(key)
+        if earlier is not None:
+            return self._show_again(earlier, call)
         if len(requests) == 1:  # over max_cost: refused with the estimate, nothing sent (unless --yes)
             submitted = [jobs.submit(call.model, requests[0], validate=call.validate, tags=call.tags,
                                      confirm=call.yes)]
         else:  # the group's estimate is held against max_cost before the first request is sent
             submitted = list(jobs.submit_many(call.model, requests, validate=call.validate, tags=call.tags,
                                               confirm=call.yes))
+        if key is not None:
+            _remember_run(key, submitted)
         result = submitted[0] if len(submitted) == 1 else jobs.JobGroup(submitted)
         if call.wait:
             self.presenter.wait_for(submitted, result)
+        else:
+            self.presenter.present(result)
+        return result
+
+    def _show_again(self, found: list[Any], call: Any) -> Any:
+        """The cell ran before and its job for this request stands: show that job instead of paying twice."""
+        from .. import jobs
+
+        result = found[0] if len(found) == 1 else jobs.JobGroup(found)
+        ids = ", ".join(f"{j.id[:6]}…" for j in found)
+        running = any(not j.done for j in found)
+        what = "is still running" if running else "finished (FAL_NOTEBOOK_REATTACH=finished)"
+        self.presenter.note(f"this cell's earlier {counted(len(found), 'job')} ({ids}) {what}: showing "
+                            f"{'it' if len(found) == 1 else 'them'} instead of submitting again; add --new to "
+                            "submit anyway")
+        if call.wait:
+            self.presenter.wait_for(found, result)
         else:
             self.presenter.present(result)
         return result
@@ -232,6 +255,29 @@ class FalMagics(Magics):
         from .panel.panel import panel
 
         return panel(cmd.model)
+
+
+def _earlier_run(key: str) -> list[Any] | None:
+    """The jobs this cell submitted for this request last time, when they stand in for a new submit."""
+    from .. import jobs
+    from ..config import load_settings
+    from .reattach import reusable
+
+    manager = jobs.manager()
+    found = []
+    for job_id in manager.store.cell_run(manager.origin, key):
+        try:
+            found.append(jobs.get(job_id))
+        except FalError:  # forgotten (another store, deleted history): submit again
+            return None
+    return found if reusable(found, load_settings().reattach) else None
+
+
+def _remember_run(key: str, submitted: list[Any]) -> None:
+    from .. import jobs
+
+    manager = jobs.manager()
+    manager.store.remember_cell_run(manager.origin, key, [job.id for job in submitted])
 
 
 def _searchable(job: Any) -> str:

@@ -325,7 +325,7 @@ def magic_parser(name: str) -> FalArgumentParser:
 
 MAGIC_USAGE = (
     "usage: %fal MODEL prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait] "
-    "[--no-validate] [--tag T] [--yes]\n       %fal {" + ",".join(s.name for s in SUBCOMMANDS.values() if s.magic)
+    "[--no-validate] [--tag T] [--yes] [--new]\n       %fal {" + ",".join(s.name for s in SUBCOMMANDS.values() if s.magic)
     + "} …  (%fal SUBCOMMAND --help, %fal MODEL --help)"
 )
 

@@ -42,6 +42,7 @@ class ModelCall:
     validate: bool = True
     tags: tuple[str, ...] = ()
     yes: bool = False  # send even when the estimate exceeds max_cost
+    new: bool = False  # --new: submit even when this cell's earlier job for the same request is still running
 
     def __post_init__(self) -> None:
         size = self.size
@@ -70,7 +71,7 @@ class Unchecked:
     input_schema: Mapping[str, Any] = field(default_factory=dict)
 
 
-_SPECIAL = {"n", "sweep", "wait", "no_validate", "tag", "yes"}
+_SPECIAL = {"n", "sweep", "wait", "no_validate", "tag", "yes", "new"}
 _TRUE, _FALSE = {"true", "yes", "on", "1", "y"}, {"false", "no", "off", "0", "n"}
 
 
@@ -234,10 +235,11 @@ class _Tokens:
     validate: bool = True
     tags: list[str] = field(default_factory=list)
     yes: bool = False
+    new: bool = False
 
 
 def _unknown(name: str, spec: Any, props: Mapping[str, Any]) -> UsageError:
-    valid = [_opt(p) for p in props] + ["--n", "--sweep", "--wait", "--no-validate", "--tag", "--yes"]
+    valid = [_opt(p) for p in props] + ["--n", "--sweep", "--wait", "--no-validate", "--tag", "--yes", "--new"]
     close = difflib.get_close_matches(_opt(name), valid, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return UsageError(f"unknown option {_opt(name)} for {spec.id}{hint}; valid: {', '.join(valid)}")
@@ -270,7 +272,7 @@ def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any] | None)
         name = _norm(name)
         target = by_norm.get(name)
         if name in _SPECIAL:
-            if not eq and name not in {"wait", "no_validate", "yes"}:
+            if not eq and name not in {"wait", "no_validate", "yes", "new"}:
                 inline, i = _take_value(tokens, i, token), i + 1
             _special(out, name, inline)
         elif target is not None and _is_bool(props[target]):
@@ -310,6 +312,8 @@ def _special(out: _Tokens, name: str, value: str) -> None:
         out.validate = False
     elif name == "yes":
         out.yes = True
+    elif name == "new":
+        out.new = True
     else:
         out.tags.append(value)
 
@@ -392,6 +396,7 @@ def build_model_call(
         wait=found.wait,
         validate=found.validate,
         yes=found.yes,
+        new=found.new,
         tags=tuple(found.tags) + _as_tuple(specials.get("tags", specials.get("tag", ()))),
     )
 

@@ -11,6 +11,7 @@ timestamped name, never deleted. Nothing here knows about HTTP or display.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -368,6 +369,19 @@ class JobStore:
             return changed == 1
 
         return self._immediate(body)
+
+    # -- cells -----------------------------------------------------------------------------------------
+    def remember_cell_run(self, origin: str, cell_key: str, job_ids: Iterable[str]) -> None:
+        """Record that the cell ``cell_key`` of ``origin`` submitted ``job_ids`` (replacing an older run)."""
+        self._write("INSERT OR REPLACE INTO cell_runs (origin, cell_key, job_ids, created_at) VALUES (?, ?, ?, ?)",
+                    (origin, cell_key, json.dumps(list(job_ids)), utcnow().isoformat()))
+
+    def cell_run(self, origin: str, cell_key: str) -> list[str]:
+        """The job ids the cell's last run submitted; empty when it never ran (or the store forgot)."""
+        with self._lock:
+            row = self._conn.execute("SELECT job_ids FROM cell_runs WHERE origin = ? AND cell_key = ?",
+                                     (origin, cell_key)).fetchone()
+        return [str(i) for i in json.loads(row["job_ids"])] if row else []
 
     # -- meta ------------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:

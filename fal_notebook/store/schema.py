@@ -49,4 +49,18 @@ _V1 = [
 # The price before paying: {"model", "unit_price", "unit", "quantity", "total", "currency"} (NULL: no price known).
 _ESTIMATE = ["ALTER TABLE jobs ADD COLUMN estimate TEXT"]
 
-MIGRATIONS: list[list[str]] = [_V1, _ESTIMATE]
+# Which jobs a notebook cell submitted, so running the cell again (Restart & Run All) can show them instead of
+# paying for the same request twice. The key hashes the cell (the frontend's id, else its source) and the request.
+_CELL_RUNS = [
+    """
+    CREATE TABLE cell_runs (
+        origin TEXT NOT NULL,               -- the notebook (same as jobs.origin)
+        cell_key TEXT NOT NULL,             -- sha256 hex of the cell and the request it made
+        job_ids TEXT NOT NULL,              -- JSON list of local job ids, in submission order
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (origin, cell_key)
+    )
+    """,
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _ESTIMATE, _CELL_RUNS]
