@@ -77,6 +77,22 @@ class ApiKey:
         (and httpx would quote the whole header, key included, in its error), so such a key is never sent."""
         return all("!" <= ch <= "~" for ch in self._value)
 
+    @property
+    def shaped(self) -> bool:
+        """Whether the key has fal's ``key_id:key_secret`` shape: one colon with text on both sides."""
+        key_id, colon, secret = self._value.partition(":")
+        return bool(colon and key_id and secret and ":" not in secret)
+
+    def problem(self) -> str | None:
+        """What is wrong with the key, as advice, or ``None``. Never quotes the key."""
+        if not self.well_formed:
+            return ("the key holds a space, line break, control or non-ASCII character and cannot be sent; copy it "
+                    "again as key_id:key_secret (https://fal.ai/dashboard/keys)")
+        if not self.shaped:
+            return ("the key is not of fal's form key_id:key_secret (one colon, text on both sides); copy the whole "
+                    "key again from https://fal.ai/dashboard/keys")
+        return None
+
     def header_value(self) -> str:
         """The ``Authorization`` header value. Only the client calls this, for fal's API origins."""
         return f"Key {self._value}"
@@ -295,6 +311,15 @@ class Settings:
 
 
 REATTACH_MODES = ("unfinished", "finished", "off")
+NO_KEY = ("No fal API key: set FAL_KEY=key_id:key_secret (get one at https://fal.ai/dashboard/keys), or "
+          "FAL_KEY_ID and FAL_KEY_SECRET, or put it in TOOLS.md")
+
+
+def key_problem(settings: Settings) -> str | None:
+    """Why no request can be sent with these settings' key (none, or unsendable), or ``None``."""
+    if settings.key is None:
+        return NO_KEY
+    return None if settings.key.well_formed else settings.key.problem()
 
 
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:

@@ -248,3 +248,24 @@ def test_emulator_command_serves_until_interrupted(env: Path) -> None:
 def test_verbose_logging_never_shows_the_key(env: Path, capsys: pytest.CaptureFixture) -> None:
     for argv in (["-v", "check-key"], ["-v", "models"], ["-v", "status", "nothing-here"]):
         run(capsys, *argv)  # run() asserts the secret is in neither stream
+
+
+@pytest.mark.parametrize("key", ["justonelongsecretwithoutacolon", "idonly9:", ":secretonly9", "ab12:cd34:ef56"])
+def test_check_key_checks_the_id_secret_shape(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture, key: str) -> None:
+    monkeypatch.setenv("FAL_KEY", key)
+    code, out, err = run(capsys, "check-key")
+    assert code == 1 and json.loads(out)["well_formed"] is False
+    assert "not of fal's form key_id:key_secret" in one_error_line(err) and key not in out + err
+
+
+def test_submit_without_a_key_fails_before_any_record(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("FAL_KEY")
+    code, out, err = run(capsys, "submit", "nano-banana-pro", '{"prompt": "a cat"}')
+    assert code == 1 and out == ""  # no JSON record printed before the error
+    assert "No fal API key: set FAL_KEY=key_id:key_secret" in one_error_line(err)
+    assert "https://fal.ai/dashboard/keys" in err
+    from fal_notebook.store.db import JobStore
+
+    assert JobStore(env / "home" / "jobs.sqlite3").list() == []  # nothing stored that could only fail

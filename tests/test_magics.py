@@ -150,7 +150,7 @@ def test_subcommands(shell, emulator, capsys):
     assert "arctic fox" in history and "sleepy fox" in history and "lighthouse" not in history
     assert "fal-ai/kling-video/o3/standard/video-to-video/edit" in repr(run(shell, "%fal models kling").result)
     info = repr(run(shell, "%fal info nano-banana-pro").result)
-    assert "aspect_ratio" in info and "16:9" in info
+    assert "--aspect-ratio" in info and "16:9" in info
     config = repr(run(shell, "%fal config").result)
     assert "emulator at" in config and "test-secret" not in config
     assert "following 0 unfinished jobs" in repr(run(shell, "%fal resume").result)
@@ -313,7 +313,7 @@ def test_unbundled_model_options_are_typed_from_its_fetched_schema(shell, emulat
                                           "image_size": "landscape_4_3", "enable_safety_checker": False}]
     assert len(openapi_gets(emulator)) == 1  # fetched once, then known
     info = run(shell, "%fal info fal-ai/fast-sdxl").result
-    assert "num_inference_steps" in info._repr_mimebundle_()["text/html"] and len(openapi_gets(emulator)) == 1
+    assert "--num-inference-steps" in info._repr_mimebundle_()["text/html"] and len(openapi_gets(emulator)) == 1
 
 
 def test_unbundled_model_bad_option_names_the_fetched_limit_and_sends_nothing(shell, emulator, unregistered):
@@ -370,3 +370,16 @@ def test_reattach_finished_setting_reuses_completed_jobs(shell, emulator, monkey
     held = run(shell, "%fal nbp a held fox").result
     assert run(shell, "%fal nbp a held fox").result.id != held.id
     emulator.release()
+
+
+def test_info_shows_descriptions_in_full_limits_as_lines_and_the_price(shell):
+    info = run(shell, "%fal info kling-o3-edit").result
+    text = repr(info)
+    flat = " ".join(text.split())
+    assert "Maximum 4 total (elements + reference images) when using video." in flat  # not cut mid-word
+    assert all(len(line) <= 100 for line in text.splitlines())  # wrapped
+    assert "video_url (video): .mp4 or .mov, 3–10 s long, sides 720–2160 px, at most 200 MB" in flat
+    assert "{" not in text.splitlines()[0]  # no raw JSON in the heading
+    assert re.search(r"^price: \$[\d.]+ per \w+", text, re.MULTILINE), text  # from the emulator's price list
+    html = info._repr_mimebundle_()["text/html"]
+    assert "<li>video_url (video): .mp4 or .mov" in html

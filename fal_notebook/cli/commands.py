@@ -19,11 +19,11 @@ def cmd_check_key(command: Any) -> int:
         say("no API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or FAL_KEY_ID and "
              "FAL_KEY_SECRET, or a FAL_KEY line in TOOLS.md")
         return 1
-    emit({"key": settings.key.masked, "source": settings.key.source, "well_formed": settings.key.well_formed,
+    problem = settings.key.problem()
+    emit({"key": settings.key.masked, "source": settings.key.source, "well_formed": problem is None,
           "endpoint": settings.endpoints.queue, "emulated": settings.endpoints.emulated})
-    if not settings.key.well_formed:
-        say("the key holds a space, line break, control or non-ASCII character and cannot be sent; copy it "
-            "again as key_id:key_secret")
+    if problem is not None:
+        say(problem)
         return 1
     return 0
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from .._version import __version__
-from ..config import Settings, load_settings, origin_of
+from ..config import Settings, key_problem, load_settings, origin_of
 from ..errors import ConfigError
 from .http import error_from_response, translate_errors
 from .retry import RetryPolicy, should_retry_error, should_retry_response
@@ -152,18 +152,11 @@ class HttpSession:
         if origin_of(url) not in self.settings.endpoints.api_origins:
             log.debug("not sending the API key to foreign origin %s", origin_of(url))
             return headers
-        key = self.settings.key
-        if key is None:
-            raise ConfigError(
-                "No fal API key: set FAL_KEY=key_id:key_secret (https://fal.ai/dashboard/keys), or "
-                "FAL_KEY_ID and FAL_KEY_SECRET, or put it in TOOLS.md"
-            )
-        if not key.well_formed:
-            raise ConfigError(
-                f"The API key {key.masked} from {key.source} holds a space, line break, control or non-ASCII "
-                "character and cannot be sent; copy it again as key_id:key_secret (https://fal.ai/dashboard/keys)"
-            )
-        headers["Authorization"] = key.header_value()
+        problem = key_problem(self.settings)
+        if problem is not None:
+            raise ConfigError(problem if self.settings.key is None else
+                              f"The API key {self.settings.key.masked} from {self.settings.key.source}: {problem}")
+        headers["Authorization"] = self.settings.key.header_value()
         return headers
 
     async def send(

@@ -10,6 +10,7 @@ A later subcommand (the form panel) slots in by adding one entry to :attr:`FalMa
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,9 @@ from ..views.tables import Message, job_table, model_info
 from .interrupt import Interrupted
 
 __all__ = ["FalMagics"]
+
+log = logging.getLogger("fal_notebook")
+PRICE_TIMEOUT = 5.0  # seconds %fal info waits for fal's price list before showing where to look instead
 
 
 @magics_class
@@ -226,7 +230,8 @@ class FalMagics(Magics):
     def handle_info(self, cmd: Any) -> Any:
         from .. import jobs
 
-        return model_info(jobs.model_spec(cmd.model))
+        spec = jobs.model_spec(cmd.model)
+        return model_info(spec, _price(spec.id))
 
     def handle_config(self, cmd: Any) -> Message:
         from ..config import load_settings, read_max_cost
@@ -255,6 +260,20 @@ class FalMagics(Magics):
         from .panel.panel import panel
 
         return panel(cmd.model)
+
+
+def _price(endpoint_id: str) -> Any:
+    """fal's listed price for the model, or ``None`` when the price list cannot be read (offline, no key)."""
+    from ..client.platform import PlatformClient
+    from ..client.retry import RetryPolicy
+    from ..config import load_settings
+
+    try:
+        with PlatformClient(load_settings(), timeout=PRICE_TIMEOUT, retry=RetryPolicy(max_attempts=1)) as fal:
+            return fal.prices([endpoint_id]).get(endpoint_id)
+    except FalError as exc:
+        log.info("no price for %s: %s", endpoint_id, exc)
+        return None
 
 
 def _earlier_run(key: str) -> list[Any] | None:

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import Settings, load_settings
-from ..errors import FalError, UnknownModelError, UsageError, ValidationError
+from ..config import Settings, key_problem, load_settings
+from ..errors import ConfigError, FalError, UnknownModelError, UsageError, ValidationError
 from ..store.db import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
 from ..store.legacy import import_legacy
 from . import cancel as _cancel
@@ -208,8 +208,12 @@ class JobManager:
         """Check the input, price it, store the job, and hand it to the runtime. Returns at once.
 
         Raises ``ValidationError`` / ``UnknownModelError`` before anything is stored or sent, and
-        ``CostLimitError`` when the estimate exceeds ``max_cost`` (unless ``confirm``).
+        ``CostLimitError`` when the estimate exceeds ``max_cost`` (unless ``confirm``), and
+        ``ConfigError`` when there is no key to send it with (a stored job that can only fail helps nobody).
         """
+        problem = key_problem(self.settings)
+        if problem is not None:
+            raise ConfigError(problem)
         arguments, tags = self._check_call(model, arguments, fields, tags, priority=priority,
                                            start_timeout=start_timeout, hint=hint, webhook_url=webhook_url)
         endpoint, arguments, uploads, warnings = self._check(model, arguments, validate)

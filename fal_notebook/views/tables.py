@@ -6,7 +6,6 @@ notebook. They read their data when built (on the main thread) and are cheap to 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from ..errors import counted
 from .card_data import prompt_of, state_name, thumbnail_uri
 from .html import BADGE_COLOURS
 from .html import esc as _e
+from .model_info import ModelInfo
 
 __all__ = ["Message", "Table", "job_table", "models_table", "model_info"]
 
@@ -120,17 +120,9 @@ def models_table(specs: list[Any]) -> Table:
     return Table(counted(len(specs), "model"), ["id", "aliases", "category", "title"], rows)
 
 
-def model_info(spec: Any) -> Table:
-    """A model's fields: name, type, required, default, allowed values or range, description."""
-    info = spec.describe()
-    rows = []
-    for f in info["fields"]:
-        allowed = ", ".join(str(v) for v in f["enum"]) if f["enum"] else (f.get("range") or "")
-        kind = f["type"] + (f" ({f['media']['kind']})" if f.get("media") else "")
-        rows.append([f["name"], kind, "yes" if f["required"] else "",
-                     "" if f["default"] is None else json.dumps(f["default"]), allowed, f["description"][:120]])
-    aliases = f" ({', '.join(info['aliases'])})" if info["aliases"] else ""
-    title = f"{info['id']}{aliases} · {info['category']} · {info['title']}"
-    if info.get("limits"):
-        title += " · limits " + json.dumps(info["limits"], default=str)
-    return Table(title, ["field", "type", "required", "default", "allowed", "description"], rows)
+def model_info(spec: Any, price: Any = None) -> ModelInfo:
+    """A model described for a person: description in full, price, limits as lines, one entry per field.
+    ``price`` holds ``unit_price``, ``unit`` and ``currency`` (fal's price list), or is ``None``."""
+    if price is not None and not isinstance(price, dict):
+        price = {"unit_price": price.unit_price, "unit": price.unit, "currency": price.currency}
+    return ModelInfo(spec.describe(), price)
