@@ -20,12 +20,13 @@ import asyncio
 import logging
 import sys
 import threading
+import time
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .errors import counted
+from .errors import FalTimeoutError, counted
 from .runtime.job import Job, JobGroup, as_completed, wait_all
 from .runtime.manager import JobManager
 from .store.db import UNFINISHED, JobState
@@ -38,7 +39,7 @@ __all__ = [
     "submit", "run", "run_async", "get", "jobs", "wait", "as_completed", "resume", "manager", "set_manager",
     "set_default_origin", "reset_for_tests", "model_spec",
     "submit_many", "estimate", "spend", "import_history", "adopt", "search_models",
-    "resubmit",
+    "resubmit", "until",
 ]
 
 log = logging.getLogger("fal_notebook")
@@ -241,6 +242,24 @@ def wait(jobs: Iterable[Job] | None = None, timeout: float | None = None) -> lis
 def resume(all: bool = False) -> list[Job]:  # noqa: A002
     """Follow unfinished jobs again (this origin's; every origin's with ``all=True``); returns those taken."""
     return manager().resume(all=all)
+
+
+def until(job: Any, predicate: Callable[[Any], bool], timeout: float, what: str) -> None:
+    """Block until ``predicate(job)`` holds, woken by the job's change notifications."""
+    changed = threading.Event()
+    unsubscribe = job.on_change(changed.set)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            changed.clear()
+            if predicate(job):
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FalTimeoutError(f"job {job.id} was not {what} within {timeout:g} s", timeout=timeout)
+            changed.wait(min(remaining, 0.5))  # slices keep Ctrl-C prompt
+    finally:
+        unsubscribe()
 
 
 class _CallableModule(types.ModuleType):

@@ -26,12 +26,13 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"base", "catalog"},
     "runtime": {"store", "client", "catalog", "base"},
     "jobs": {"runtime", "store", "client", "catalog", "base"},
+    "skill": {"jobs", "runtime", "store", "client", "catalog", "base"},  # the original skill's Python names
     "parsers": {"catalog", "base"},
     "views": {"catalog", "base"},
     "notebook": {"parsers", "views", "jobs", "runtime", "store", "client", "catalog", "base"},
     "cli": {"parsers", "views", "jobs", "runtime", "store", "client", "catalog", "base", "emulator"},
     "emulator": {"catalog", "base"},
-    "top": {"cli", "notebook", "parsers", "views", "jobs", "runtime", "store", "client", "catalog", "base",
+    "top": {"cli", "notebook", "skill", "parsers", "views", "jobs", "runtime", "store", "client", "catalog", "base",
             "emulator"},
 }
 # third-party packages a layer must never import
@@ -42,6 +43,7 @@ FORBIDDEN_THIRD_PARTY: dict[str, set[str]] = {
     "store": {"httpx", "IPython", "ipywidgets", "anywidget"},
     "runtime": {"httpx", "IPython", "ipywidgets", "anywidget"},
     "jobs": {"httpx", "IPython", "ipywidgets", "anywidget"},
+    "skill": {"httpx", "IPython", "ipywidgets", "anywidget"},
     "parsers": {"httpx", "IPython", "ipywidgets", "anywidget"},
     "views": {"httpx", "IPython", "ipywidgets", "anywidget", "sqlite3"},
     "emulator": {"httpx", "IPython", "ipywidgets", "anywidget"},

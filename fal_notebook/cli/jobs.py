@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import FalError, FalTimeoutError, NotFoundError, UsageError, counted, one_line
+from ..jobs import until
 from .exit_codes import exit_code
 from .output import emit, say
 
@@ -125,24 +125,6 @@ def _load_arguments(text: str) -> dict[str, Any]:
     return value
 
 
-def _until(job: Any, predicate: Callable[[Any], bool], timeout: float, what: str) -> None:
-    """Block until ``predicate(job)`` holds, woken by the job's change notifications."""
-    changed = threading.Event()
-    unsubscribe = job.on_change(changed.set)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            changed.clear()
-            if predicate(job):
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise FalTimeoutError(f"job {job.id} was not {what} within {timeout:g} s", timeout=timeout)
-            changed.wait(min(remaining, 0.5))  # slices keep Ctrl-C prompt
-    finally:
-        unsubscribe()
-
-
 def _finish(jobs: Sequence[Any]) -> int:
     """Exit 0 unless a job failed; the failures are named in one stderr line, the first gives the exit code."""
     failed = [j for j in jobs if j.done and j.error is not None and j.state.value != "CANCELLED"]
@@ -174,7 +156,7 @@ def cmd_submit(command: Any) -> int:
     if command.wait:
         return _wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
     # the request must reach fal before this process (and its runtime thread) ends
-    _until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
+    until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
     emit(job_record(job))
     return _finish([job])
 
@@ -256,7 +238,7 @@ def cmd_resubmit(command: Any) -> int:
     job = manager().get(command.id).resubmit()
     if command.wait:
         return _wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
-    _until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
+    until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
     emit(job_record(job))
     return _finish([job])
 
