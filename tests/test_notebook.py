@@ -99,6 +99,8 @@ def test_quickstart_runs_headless_and_keeps_light_thumbnails_in_the_right_cells(
     video = "".join(cell_html(find(nb, "kling-o3-edit")))
     assert "<video controls" in video and 'poster="data:image/jpeg;base64,' in video
     assert "COMPLETED" in video and "fal_outputs/" in video
+    assert re.search(r'<a href="fal_outputs/[^"]+\.mp4"[^>]*><img class="fal-poster" src="data:image/jpeg;base64,',
+                     video)  # the still a saved notebook shows once fal's URL is gone, linked to the local file
     history = "".join(cell_html(find(nb, "%fal history fox")))
     assert history.count("red fox in fresh snow") >= 1 and "lighthouse" not in history
 

@@ -228,3 +228,25 @@ def test_a_busy_job_is_redrawn_a_few_times_a_second_and_its_end_at_once(ip, publ
     updates = [o for o in published if o["update"]]
     assert len(updates) <= took[0] / render.MIN_REDRAW + 2, (len(updates), took)
     assert "COMPLETED" in updates[-1]["data"]["text/plain"] and job._callbacks == []
+
+
+def test_a_saved_video_card_keeps_a_light_poster_frame_and_links_the_local_file(tmp_path, monkeypatch):
+    pytest.importorskip("av")
+    from fal_notebook.media import make_mp4
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fal_outputs").mkdir()
+    clip = tmp_path / "fal_outputs" / "clip.mp4"
+    clip.write_bytes(make_mp4(320, 180, 1.0, fps=8))
+    job = FakeJob(state="COMPLETED", files=[clip], _result={"video": {"url": "https://cdn.example/clip.mp4"}})
+    html = render.JobCard(job)._repr_mimebundle_()["text/html"]
+    # the player plays the local copy (fal's URL expires), with the first frame as its poster
+    assert '<video controls preload="metadata" src="fal_outputs/clip.mp4" poster="data:image/jpeg;base64,' in html
+    assert '<a href="fal_outputs/clip.mp4" target="_blank" rel="noopener">▶ fal_outputs/clip.mp4</a>' in html
+    # where <video> is dropped (GitHub, sanitizers) or cannot play, the embedded still remains, linked to the file
+    without_player = re.sub(r"</?video[^>]*>", "", html)
+    stills = re.findall(r'<a href="fal_outputs/clip.mp4"[^>]*><img class="fal-poster" src="data:image/jpeg;base64,'
+                        r'([^"]+)"', without_player)
+    assert len(stills) == 1 and len(base64.b64decode(stills[0])) <= render.THUMB_BYTES
+    assert Image.open(io.BytesIO(base64.b64decode(stills[0]))).size == (320, 180)  # a real frame, never upscaled
+    assert "cdn.example" not in html  # nothing in the saved card depends on fal's expiring URL

@@ -176,13 +176,22 @@ def _image(item: Media, alt: str) -> str:
 
 
 def _video(item: Media) -> str:
+    """A player for the live notebook, and a still for everywhere else: the poster frame is embedded (a light
+    JPEG) as the player's poster and as its fallback content, which renderers that drop ``<video>`` (and a saved
+    notebook after fal's URL expired) still show; the local copy is linked by its path beside the notebook."""
     thumb, href = safe_link(item.thumb, image=True), safe_link(item.href)
+    local = safe_link(item.path) if item.path and not is_web_url(item.path) else ""
+    still = (f'<img class="fal-poster" src="{_e(thumb)}" alt="video: first frame" title="{_e(item.path)}" '
+             f'style="{_THUMB}"/>' if thumb else "")
+    if local and still:
+        still = f'<a href="{_e(local)}" target="_blank" rel="noopener">{still}</a>'
+    link = (f'<div style="font-size:11px"><a href="{_e(local)}" target="_blank" rel="noopener">▶ '
+            f'{_e(item.path)}</a></div>' if local else "")
     if not href:
-        return f'<span style="{_MUTED}">{_e(item.path or "video")}</span>'
+        return (still or f'<span style="{_MUTED}">{_e(item.path or "video")}</span>') + link
     poster = f' poster="{_e(thumb)}"' if thumb else ""
-    src = _e(href)
-    return (f'<video controls preload="metadata" src="{src}"{poster} '
-            f'style="max-width:480px;max-height:320px;border-radius:4px"></video>')
+    return (f'<div class="fal-video"><video controls preload="metadata" src="{_e(href)}"{poster} '
+            f'style="max-width:480px;max-height:320px;border-radius:4px">{still}</video>{link}</div>')
 
 
 def _media(card: CardData) -> str:
