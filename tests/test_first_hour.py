@@ -4,6 +4,7 @@ to do, a restart loses nothing from view and pays nothing twice, ``{var}`` works
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ CELLS = [
     "j = %fal nbp a held lighthouse",                                    # 5: held by the emulator
     "c = %fal nbp a fox to cancel",
     "%fal cancel {c.id}",                                                # 7: {var} in a subcommand
-    "%fal wait {j.id} --timeout 60",                                     # 8: only in the second run
+    "%fal nbp an interrupted fox --wait",                                # 8: held; the test interrupts it
+    "%fal wait {j.id} --timeout 60",                                     # 9: only in the second run
 ]
+INTERRUPT_AFTER = 10  # seconds cell 8 blocks (its job is held by the emulator) before nbclient interrupts it
 
 
 def kernel_env(server: EmulatorServer, tmp_path: Path) -> dict[str, str]:
@@ -36,7 +39,8 @@ def execute(cells: list[str], env: dict[str, str], path: Path, on_cell_executed=
     from nbclient import NotebookClient
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
-    client = NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=True,
+    client = NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=True, interrupt_on_timeout=True,
+                            timeout_func=lambda cell: INTERRUPT_AFTER if "interrupted fox" in cell.source else 120,
                             resources={"metadata": {"path": str(path)}}, on_cell_executed=on_cell_executed)
     client.execute(env=env)
     return nb
@@ -61,16 +65,22 @@ def submits(server: EmulatorServer) -> list[dict]:
 def test_first_hour_mistakes_send_nothing_and_a_restart_reattaches(emulator, tmp_path):
     env = kernel_env(emulator, tmp_path)
     emulator.hold(True)
-    first = execute(CELLS[:8], env, tmp_path)
+    first = execute(CELLS[:9], env, tmp_path)
 
     assert "does not parse at line 2, column 18" in error_text(first.cells[1])
     assert "{undefined_thing} is not defined" in error_text(first.cells[3])
     assert "photo" in error_text(first.cells[3])  # the variables that do exist are named
     assert "media field" in error_text(first.cells[4]) and "--image-url {photo}" in error_text(first.cells[4])
     prompts = [a.get("prompt") for a in submits(emulator)]
-    assert prompts == ["a held lighthouse", "a fox to cancel"]  # the three mistakes sent nothing
+    assert prompts == ["a held lighthouse", "a fox to cancel", "an interrupted fox"]  # the mistakes sent nothing
     cancelled = [r for r in emulator.requests if r.method == "PUT" and r.path.endswith("/cancel")]
-    assert len(cancelled) == 1 and "cancel requested for 1 job:" in texts(first.cells[7])[0]
+    assert len(cancelled) == 2 and "cancel requested for 1 job:" in texts(first.cells[7])[0]
+    # the kernel interrupt during --wait: one line, the job cancelled on fal, and its card grey, not red
+    (error,) = [o for o in first.cells[8].outputs if o["output_type"] == "error"]
+    assert len(error["traceback"]) == 1
+    assert re.fullmatch(r"interrupted: job [0-9a-f]{6}… cancelled on fal", error["traceback"][0])
+    (card,) = [o["data"]["text/html"] for o in first.cells[8].outputs if "text/html" in o.get("data", {})]
+    assert "CANCELLED" in card and "cancelled on fal" in card and "#b91c1c" not in card
     (held_card,) = [t for t in texts(first.cells[5]) if "fal job" in t]
     held_id = held_card.split()[2]
 
@@ -91,4 +101,4 @@ def test_first_hour_mistakes_send_nothing_and_a_restart_reattaches(emulator, tmp
     cards = [t for t in reattached if t.startswith("fal job")]
     assert cards and all(t.startswith(f"fal job {held_id}") for t in cards)
     assert "COMPLETED" in cards[-1]  # the live card was updated in place when the job finished
-    assert not error_text(second.cells[8]) and "1 job done: 1 COMPLETED" in texts(second.cells[8])[0]
+    assert not error_text(second.cells[9]) and "1 job done: 1 COMPLETED" in texts(second.cells[9])[0]

@@ -383,3 +383,19 @@ def test_info_shows_descriptions_in_full_limits_as_lines_and_the_price(shell):
     assert re.search(r"^price: \$[\d.]+ per \w+", text, re.MULTILINE), text  # from the emulator's price list
     html = info._repr_mimebundle_()["text/html"]
     assert "<li>video_url (video): .mp4 or .mov" in html
+
+
+def test_errors_in_a_notebook_name_the_fal_subcommand_not_a_shell_command(shell):
+    from IPython.core.error import UsageError
+
+    result = shell.run_cell("%fal status 0123456789ab")
+    assert isinstance(result.error_in_exec, UsageError)
+    text = str(result.error_in_exec)
+    assert "`%fal jobs --all` (or `%fal history TEXT`)" in text and "fal-notebook" not in text
+
+
+def test_for_notebook_keeps_cli_only_commands():
+    from fal_notebook.parsers.grammar import for_notebook
+
+    assert for_notebook("run `fal-notebook poll` or `fal-notebook cancel ID`") == \
+        "run `fal-notebook poll` or `%fal cancel ID`"

@@ -177,8 +177,10 @@ class FalMagics(Magics):
             self.presenter.resend(targets)  # show what did finish before saying what did not
             raise
         self.presenter.resend(finished)
+        if not finished:
+            return Message("nothing to wait for: this notebook has no unfinished jobs (%fal jobs --all lists all)")
         counts = Counter(state_name(j.state) for j in finished)
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "nothing was pending"
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         return Message(f"{counted(len(finished), 'job')} done: {summary}")
 
     def handle_resume(self, cmd: Any) -> Message:
