@@ -94,7 +94,7 @@ def test_any_fal_model_takes_its_own_options_and_has_info(shell, emulator, monke
 
     monkeypatch.delitem(_registered, "fal-ai/fast-sdxl", raising=False)  # as in a fresh kernel
     info = value(shell, "%fal info fal-ai/fast-sdxl")
-    assert "negative_prompt" in repr(info) and "num_inference_steps" in repr(info)
+    assert "--negative-prompt" in repr(info) and "--num-inference-steps" in repr(info)
     job = value(shell, "%fal fal-ai/fast-sdxl a cat --negative-prompt blurry --num-inference-steps 10 --wait")
     assert job.state.value == "COMPLETED"
     sent = [j.arguments for j in emulator.jobs.values()]
