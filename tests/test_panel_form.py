@@ -59,7 +59,10 @@ def test_nano_banana_pro_widgets_ranges_defaults_and_tooltips() -> None:
     assert isinstance(ratio, W.Dropdown) and ratio.value == "1:1" and "21:9" in [v for _l, v in ratio.options]
     assert isinstance(control(form, "sync_mode"), W.Checkbox) and control(form, "sync_mode").value is False
     assert control(form, "aspect_ratio").tooltip == "The aspect ratio of the generated image."
-    assert form.fields["prompt"].area.tooltip == "The text prompt to generate an image from."
+    # ipywidgets 8 shows a labelled control's tooltip on its label: the label's text carries the title
+    assert 'title="The aspect ratio of the generated image."' in control(form, "aspect_ratio").description
+    assert control(form, "sync_mode").description == ""  # a checkbox's description would replace its title
+    assert form.fields["prompt"].area.hint == "The text prompt to generate an image from."
     assert isinstance(form.fields["seed"], NumberField) and control(form, "seed").value == ""
     # required and prompt up front; the rest folded under "More options"
     assert form.main_fields() == ["prompt"]
@@ -83,6 +86,17 @@ def test_flux_dev_float_slider_union_and_int_stays_int() -> None:
     assert values["num_inference_steps"] == 40 and type(values["num_inference_steps"]) is int
     assert values["image_size"] == {"width": 1024, "height": 512}
     assert form.problems == [] and not form.submit_button.disabled
+
+
+def test_browser_echoes_do_not_count_as_edits() -> None:
+    form, _ = form_for(FLUX)
+    guidance = control(form, "guidance_scale")
+    guidance.value = 3.4999999999999996  # what the browser's slider sends back for 1 + 25 × 0.1
+    assert not form.fields["guidance_scale"].touched and form.values() == {}
+    guidance.value = 1 + 37 * 0.1
+    assert form.values() == {"guidance_scale": 4.7}
+    form.load(FLUX, {"prompt": "x", "num_images": 1})  # a default, given explicitly, is kept
+    assert form.values() == {"prompt": "x", "num_images": 1}
 
 
 def test_kling_i2v_media_field_and_enum_of_strings() -> None:
@@ -129,21 +143,43 @@ def test_kling_o3_edit_elements_rows_with_their_own_fields() -> None:
 def test_inline_problems_keep_submit_disabled_and_nothing_is_handed_on() -> None:
     form, recorder = form_for("nano-banana-pro")
     assert form.submit_button.disabled
-    assert "required" in form.fields["prompt"].problem.value
-    form.fields["prompt"].area.value = "a fox"
-    assert not form.submit_button.disabled and form.fields["prompt"].problem.value == ""
+    # an untouched field is not red yet, but the line next to Submit says what is missing
+    assert form.fields["prompt"].problem.value == "" and "prompt" in form.blockers.value
+    area = form.fields["prompt"].area
+    area.value = "a fox"
+    assert not form.submit_button.disabled and form.blockers.value == ""
+    area.value = ""  # typed, then cleared: now the field says it
+    assert "required" in form.fields["prompt"].problem.value and form.submit_button.disabled
+    area.value = "a fox"
     control(form, "seed").value = "12x"
     assert form.submit_button.disabled
     assert [p.field for p in form.problems] == ["seed"]
     assert "whole number" in form.fields["seed"].problem.value and form.fields["seed"].problem.layout.display == "block"
+    assert "seed" in form.blockers.value
     assert form.submit() is None and recorder.calls == []
     form.submit_button.click()
     assert recorder.calls == []
     control(form, "seed").value = "42"
     assert form.values() == {"prompt": "a fox", "seed": 42} and not form.submit_button.disabled
+    assert form.fields["seed"].problem.value == ""
     form.count = 3
     form.submit_button.click()
     assert recorder.calls == [(NBP, {"prompt": "a fox", "seed": 42}, 3)]
+
+
+def test_a_refused_submit_shows_every_problem() -> None:
+    form, recorder = form_for("kling-i2v")
+    assert form.fields["image_url"].problem.value == ""
+    assert form.submit() is None and recorder.calls == []
+    assert "required" in form.fields["prompt"].problem.value
+    assert "required" in form.fields["image_url"].problem.value
+    assert "2 problem(s)" in form.status.value
+
+
+def test_problem_text_is_escaped() -> None:
+    form, _ = form_for("nano-banana-pro")
+    control(form, "seed").value = "<b>1</b>"
+    assert "<b>" not in form.fields["seed"].problem.value and "&lt;b&gt;" in form.fields["seed"].problem.value
 
 
 def test_media_problem_shows_on_the_media_field() -> None:
@@ -240,13 +276,34 @@ def test_put_media_fills_an_empty_row_then_appends() -> None:
 def test_switching_model_rebuilds_fields_and_estimate_slot() -> None:
     form, _ = form_for("nano-banana-pro")
     old = form.fields["prompt"].area
-    form.picker.value = "kling-i2v"
+    form.picker.value = "kling-i2v"  # an alias: known at once
     assert form.model == KLING_I2V and "image_url" in form.fields
     assert old.comm is None  # the old form's widgets are closed
-    form.picker.value = "no-such-model"
-    assert form.model == KLING_I2V and "unknown model" in form.status.value
     form.set_estimate("≈ $0.15 <b>")
     assert "≈ $0.15 &lt;b&gt;" in form.estimate.value
+
+
+def test_an_unknown_model_is_looked_up_off_the_kernel_thread(wait_for) -> None:
+    import threading
+
+    from fal_notebook import catalog
+    from fal_notebook.errors import UnknownModelError
+
+    threads: list[str] = []
+
+    def lookup(model: str):
+        threads.append(threading.current_thread().name)
+        if model == "someone/flux-copy":
+            return catalog.get("flux-dev")
+        raise UnknownModelError(f"unknown model {model!r}")
+
+    form = SchemaForm("nano-banana-pro", spec=lookup, on_submit=Recorder())
+    form.picker.value = "someone/flux-copy"
+    wait_for(lambda: form.model == FLUX)
+    assert threads == ["fal-form-lookup_0"]
+    form.picker.value = "someone/nothing"
+    wait_for(lambda: "unknown model" in form.status.value)
+    assert form.model == FLUX  # the form stays as it was
 
 
 def test_model_list_is_injectable() -> None:

@@ -22,6 +22,7 @@ from .fields import (
     NumberField,
     TextField,
     first_with,
+    label_widget,
 )
 from .form_prompt import PromptField
 
@@ -117,10 +118,9 @@ class ArrayField(Field):
     def build(self) -> W.Widget:
         self._rows = W.VBox([], layout=W.Layout(width="100%", margin=f"0 0 0 {LABEL_WIDTH}"))
         what = self.kind or "item"
-        self._add = W.Button(description=f"Add {what}", icon="plus", tooltip=f"Add one {what} to {self.name}")
+        self._add = W.Button(description=f"Add {what}", tooltip=f"Add one {what} to {self.name}")
         self._add.on_click(lambda _b: self.add_row())
-        label = W.Label(self.name, tooltip=self.tooltip, layout=W.Layout(width=LABEL_WIDTH))
-        head = W.HBox([label, self._add])
+        head = W.HBox([label_widget(self.name, self.tooltip), self._add])
         self._sync_add()
         return W.VBox([head, self._rows], layout=W.Layout(width="100%"))
 
@@ -137,7 +137,7 @@ class ArrayField(Field):
         if value is not UNSET:
             row.put(value)
         row.watch(self._edited)
-        remove = W.Button(description="Remove", icon="trash", tooltip=f"Remove this item from {self.name}")
+        remove = W.Button(description="Remove", tooltip=f"Remove this item from {self.name}")
         remove.on_click(lambda _b, r=row: self.remove_row(r))
         row._line = W.HBox([row.widget, remove], layout=W.Layout(width="100%"))  # type: ignore[attr-defined]
         self.rows.append(row)

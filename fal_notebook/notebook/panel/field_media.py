@@ -15,7 +15,7 @@ import ipywidgets as W
 
 from ...media import guess_content_type
 from ...views.html import esc
-from .fields import LABEL_STYLE, LABEL_WIDTH, UNSET, Field
+from .fields import LABEL_WIDTH, UNSET, Field
 
 __all__ = ["MediaInput", "MAX_UPLOAD_BYTES"]
 
@@ -35,8 +35,8 @@ class MediaInput(Field):
         super().__init__(name, schema, required=required, path=path)
 
     def build(self) -> W.Widget:
-        self._text = W.Text(value="", placeholder=f"{self.kind} URL or local file path", description=self.name,
-                            style=LABEL_STYLE, tooltip=self.tooltip, layout=W.Layout(flex="1 1 auto"))
+        self._text = self._described(W.Text(value="", placeholder=f"{self.kind} URL or local file path",
+                                            layout=W.Layout(flex="1 1 auto")))
         self._file = W.FileUpload(accept=f"{self.kind}/*" if self.kind in ("image", "video", "audio") else "",
                                   multiple=False, description="Upload", tooltip=f"Upload a {self.kind} file")
         self._preview = W.HTML("", layout=W.Layout(margin=f"0 0 0 {LABEL_WIDTH}"))
@@ -58,6 +58,7 @@ class MediaInput(Field):
             return
         item = files[0]
         data = item["content"].tobytes() if hasattr(item["content"], "tobytes") else bytes(item["content"])
+        self._file.value = ()  # the bytes live on in the value; the synced widget state stays small
         self.take_bytes(data, str(item.get("name") or "upload"), str(item.get("type") or ""))
 
     def take_bytes(self, data: bytes, name: str, content_type: str = "") -> None:

@@ -20,7 +20,7 @@ from ...parsers.model_call import coerce_value, schema_branches
 from ...views.html import esc
 
 __all__ = ["UNSET", "Field", "TextField", "EnumField", "BoolField", "NumberField", "JsonField", "tooltip_of",
-           "LABEL_WIDTH", "LABEL_STYLE", "MediaLookup", "first_with"]
+           "LABEL_WIDTH", "LABEL_STYLE", "MediaLookup", "first_with", "label_html", "label_widget"]
 
 UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET", "__bool__": lambda self: False})()
 LABEL_WIDTH = "150px"
@@ -36,6 +36,22 @@ def tooltip_of(schema: Mapping[str, Any]) -> str:
     return str(schema.get("description") or schema.get("title") or "")
 
 
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def label_html(name: str, tooltip: str) -> str:
+    """A field's name with its description as the tooltip (both escaped)."""
+    return f'<span title="{esc(tooltip)}">{esc(name)}</span>' if tooltip else esc(name)
+
+
+def label_widget(name: str, tooltip: str) -> W.HTML:
+    """A label of the form's label width, for controls that have no label of their own."""
+    label = W.HTML(label_html(name, tooltip), layout=W.Layout(width=LABEL_WIDTH, min_width=LABEL_WIDTH))
+    label.add_class("fal-form-label")
+    return label
+
+
 class Field:
     """Base: a labelled control plus a problem line. Subclasses build ``control`` and read/write values."""
 
@@ -47,6 +63,7 @@ class Field:
         self.problem = W.HTML("", layout=W.Layout(display="none", margin=f"0 0 0 {LABEL_WIDTH}"))
         self.problem.add_class("fal-form-problem")
         self.control = self.build()
+        self._last = self.get()
         self.widget = W.VBox([self.control, self.problem], layout=W.Layout(width="100%"))
         self.widget.add_class("fal-form-field")
 
@@ -68,14 +85,21 @@ class Field:
         return tooltip_of(self.schema)
 
     def set(self, value: Any) -> None:
-        """Fill the field (Reuse settings, Use as input): it counts as given by the user."""
+        """Fill the field (Reuse settings, Use as input): it counts as given by the user, even when the value
+        is the default."""
         self.put(value)
-        self._edited()
+        self._edited(force=True)
 
     def watch(self, callback: Callable[[], None]) -> None:
         self._watchers.append(callback)
 
-    def _edited(self, _change: Any = None) -> None:
+    def _edited(self, _change: Any = None, *, force: bool = False) -> None:
+        """A control changed. Only a change of the value counts: the browser echoes values back (a slider
+        snaps 3.5 to 3.4999999999999996), and an echo must neither mark the field as set nor re-check."""
+        value = self.get()
+        if not force and _same(value, getattr(self, "_last", UNSET)):
+            return
+        self._last = value
         self.touched = True
         for callback in list(self._watchers):
             callback()
@@ -88,11 +112,21 @@ class Field:
         self.problem.layout.display = "block" if texts else "none"
 
     def _described(self, widget: W.Widget) -> W.Widget:
+        """Name the control and give it the field's description as a tooltip.
+
+        ipywidgets 8 puts ``tooltip`` on a text box, dropdown or checkbox only when it has no ``description``,
+        so the tooltip goes on the label: an HTML description (a ``<label for=…>`` that names the control) whose
+        text carries the ``title``. A checkbox shows its description as its own title, so it gets none and a
+        label beside it instead (:meth:`_beside_label`)."""
         widget.tooltip = self.tooltip
-        if hasattr(widget, "description"):
-            widget.description = self.name
+        if hasattr(widget, "description") and not isinstance(widget, W.Checkbox):
+            widget.description = label_html(self.name, self.tooltip)
+            widget.description_allow_html = True
             widget.style = LABEL_STYLE
         return widget
+
+    def _beside_label(self, widget: W.Widget) -> W.Widget:
+        return W.HBox([label_widget(self.name, self.tooltip), widget])
 
 
 class TextField(Field):
@@ -146,9 +180,9 @@ class EnumField(Field):
 
 class BoolField(Field):
     def build(self) -> W.Widget:
-        self._box = self._described(W.Checkbox(value=bool(self.schema.get("default", False)), indent=True))
+        self._box = self._described(W.Checkbox(value=bool(self.schema.get("default", False)), indent=False))
         self._listen(self._box)
-        return self._box
+        return self._beside_label(self._box)
 
     def get(self) -> Any:
         return bool(self._box.value)
@@ -164,6 +198,12 @@ def _step(low: float, high: float, kind: str, schema: Mapping[str, Any]) -> floa
         return 1
     span = high - low
     return 10 ** math.floor(math.log10(span / 100)) if span > 0 else 0.01
+
+
+def _decimals(step: float) -> int:
+    """Digits after the point in a step (0.1 → 1, 0.25 → 2)."""
+    text = f"{step:.10f}".rstrip("0")
+    return len(text.split(".", 1)[1]) if "." in text else 0
 
 
 def _bounds(schema: Mapping[str, Any], kind: str) -> tuple[float | None, float | None]:
@@ -185,6 +225,7 @@ class NumberField(Field):
         low, high = _bounds(self.schema, kind)
         default = self.schema.get("default")
         self._free = None
+        self._decimals: int | None = None
         if low is not None and high is not None:
             step = _step(low, high, kind, self.schema)
             value = default if default is not None else low
@@ -192,8 +233,9 @@ class NumberField(Field):
                 cls = W.IntSlider if high - low <= SLIDER_MAX_STEPS else W.BoundedIntText
                 widget = cls(value=int(value), min=int(low), max=int(high), step=int(step))
             else:
+                self._decimals = _decimals(step)
                 widget = W.FloatSlider(value=float(value), min=float(low), max=float(high), step=step,
-                                       readout_format=f".{max(0, -math.floor(math.log10(step)))}f")
+                                       readout_format=f".{self._decimals}f")
         elif default is not None:
             widget = (W.IntText if kind == "integer" else W.FloatText)(value=default)
         else:
@@ -205,7 +247,10 @@ class NumberField(Field):
 
     def get(self) -> Any:
         if self._free is None:
-            return self._num.value
+            value = self._num.value
+            # a float slider's value is a multiple of its step as the browser computes it (1 + 25 × 0.1 =
+            # 3.4999999999999996); send it with the step's decimals
+            return round(value, self._decimals) if self._decimals is not None else value
         text = self._free.value.strip()
         if not text:
             return UNSET

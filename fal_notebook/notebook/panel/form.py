@@ -16,8 +16,11 @@ receives the model id, the JSON-ready arguments and the count; ``spec`` turns a 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,7 +33,7 @@ from ...errors import FalError, Problem, UnknownModelError, ValidationError
 from ...views.html import esc
 from .field_groups import ArrayField, close_tree, make_field
 from .field_media import MediaInput
-from .fields import UNSET, Field
+from .fields import LABEL_STYLE, UNSET, Field, label_html
 
 __all__ = ["SchemaForm", "default_models", "default_spec", "submit_jobs", "MAX_COUNT", "DEFAULT_MODEL"]
 
@@ -50,6 +53,7 @@ def default_spec(model: str) -> ModelSpec:
     try:
         return catalog.get(model)
     except UnknownModelError:
+        catalog.resolve(model)  # a name with no owner/ part cannot be fetched: say so without starting anything
         from ...jobs import manager
 
         return manager().model_spec(model)
@@ -89,6 +93,27 @@ def prefetch_price(model: str) -> None:
         log.debug("no price prefetch for the form: %s", exc)
 
 
+_pool_lock = threading.Lock()
+_lookups: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """One worker thread for schema lookups, shared by every form."""
+    global _lookups
+    with _pool_lock:
+        if _lookups is None:
+            _lookups = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fal-form-lookup")
+        return _lookups
+
+
+def _known_spec(model: str) -> ModelSpec | None:
+    """Bundled or registered (no I/O), else None."""
+    try:
+        return catalog.get(model)
+    except UnknownModelError:
+        return None
+
+
 def _top(field_path: str) -> str:
     return re.split(r"[.\[]", field_path, maxsplit=1)[0]
 
@@ -109,29 +134,39 @@ class SchemaForm:
         self._extra: dict[str, Any] = {}  # loaded arguments no field shows (kept, sent as they were)
         self._problems: list[Problem] = []
         self._building = False
+        self._attempted = False  # a Submit was refused: show every problem, touched or not
+        self._known: dict[str, ModelSpec] = {}
+        self.lookup: concurrent.futures.Future | None = None  # the last unknown model's schema lookup
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # a plain script or test: callbacks change widgets where they run
+            self._loop = None
         self.picker = W.Combobox(placeholder="Search models… (id or alias, Enter to load)", options=(),
-                                 ensure_option=False, continuous_update=False, description="model",
-                                 tooltip="The fal model this form sends to", layout=W.Layout(width="60%"),
-                                 style={"description_width": "150px"})
+                                 ensure_option=False, continuous_update=False, description_allow_html=True,
+                                 description=label_html("model", "The fal model this form sends to"),
+                                 layout=W.Layout(width="60%"), style=LABEL_STYLE)
         self.picker.observe(self._picked, names="value")
         self.title = W.HTML("")
         self.main = W.VBox([], layout=W.Layout(width="100%"))
         self.more_box = W.VBox([], layout=W.Layout(width="100%"))
         self.more = W.Accordion(children=[self.more_box], titles=("More options",), selected_index=None)
-        self.count_input = W.BoundedIntText(value=1, min=1, max=max_count, description="Variations",
-                                            tooltip=f"How many requests to send (1–{max_count})",
-                                            style={"description_width": "150px"}, layout=W.Layout(width="260px"))
-        self.submit_button = W.Button(description="Submit", button_style="primary", icon="paper-plane",
+        self.count_input = W.BoundedIntText(
+            value=1, min=1, max=max_count, description_allow_html=True, style=LABEL_STYLE,
+            description=label_html("Variations", f"How many requests to send (1–{max_count})"),
+            layout=W.Layout(width="260px"))
+        self.submit_button = W.Button(description="Submit", button_style="primary",
                                       disabled=True, tooltip="Send the request(s) (Ctrl+Enter in the prompt)")
         self.submit_button.on_click(lambda _b: self.submit())
         self.count_input.observe(lambda _change: self._show_price(), names="value")
         self.estimate = W.HTML("", layout=W.Layout(margin="0 0 0 8px"))
         self.estimate.add_class("fal-form-estimate")
+        self.blockers = W.HTML("", layout=W.Layout(margin="0 0 0 8px"))
+        self.blockers.add_class("fal-form-blockers")
         self.status = W.HTML("")
         self.status.add_class("fal-form-status")
         self.widget = W.VBox([
             W.HBox([self.picker, self.title]), self.main, self.more,
-            W.HBox([self.count_input, self.submit_button, self.estimate]), self.status,
+            W.HBox([self.count_input, self.submit_button, self.estimate, self.blockers]), self.status,
         ], layout=W.Layout(width="100%"))
         self.widget.add_class("fal-form")
         self.refresh_models()
@@ -157,25 +192,58 @@ class SchemaForm:
 
     @model.setter
     def model(self, model: str) -> None:
-        spec = self._known.get(model) or self._spec_for(model)
-        self._build(spec)
+        self._build(self._spec(model))
+
+    def _spec(self, model: str) -> ModelSpec:
+        """Listed, bundled or registered without I/O; otherwise ``spec`` (which may fetch: called directly
+        only for a programmatic choice, the picker looks up on a worker thread)."""
+        return self._known.get(model) or _known_spec(model) or self._spec_for(model)
 
     def _picked(self, change: Any) -> None:
+        """A model chosen in the picker: known ones at once; an unknown id's schema is fetched on a worker
+        thread (it may take seconds), and the form is rebuilt on the kernel's loop when it arrives."""
         if self._building:
             return
         text = str(change["new"]).strip()
         if not text or text == self.model:
             return
+        spec = self._known.get(text) or _known_spec(text)  # no I/O on the kernel thread
+        if spec is not None:
+            self._build(spec)
+            return
+        self._say(f"looking up {text}…")
+        self.lookup = _pool().submit(self._spec_for, text)
+        self.lookup.add_done_callback(lambda done: self._hop(self._looked_up, text, done))
+
+    def _looked_up(self, text: str, done: concurrent.futures.Future) -> None:
+        if str(self.picker.value).strip() != text:
+            return  # the user has picked something else meanwhile
         try:
-            self.model = text
-        except FalError as exc:  # an unknown id: say so, keep the current form
+            spec = done.result()
+        except FalError as exc:  # unknown, offline: say so and keep the current form
             self._say(str(exc), error=True)
+            return
+        except Exception as exc:  # an injected lookup may fail any way; the form stays usable
+            log.warning("looking up %s failed", text, exc_info=True)
+            self._say(f"could not look up {text}: {exc}", error=True)
+            return
+        self._build(spec)
+
+    def _hop(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the kernel's loop (where widget changes belong); without a loop, right here."""
+        if self._loop is None:
+            fn(*args)
+            return
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody is watching any more
+            pass
 
     def _build(self, spec: ModelSpec) -> None:
         self._building = True
         try:
             old = list(self.fields.values())
-            self.spec, self._extra = spec, {}
+            self.spec, self._extra, self._attempted = spec, {}, False
             self.fields = {name: make_field(name, prop, required=name in spec.required,
                                             media=self._media_of(spec)) for name, prop in spec.properties.items()}
             main = [f for name, f in self.fields.items() if self._is_main(spec, name)]
@@ -243,6 +311,8 @@ class SchemaForm:
         return found
 
     def _changed(self) -> None:
+        """Re-check after any edit. A field shows its problems once it was edited (or a Submit was refused);
+        the line next to Submit always names what is left, so a disabled Submit is never a mystery."""
         if self._building:
             return
         self._problems = self._check()
@@ -252,18 +322,21 @@ class SchemaForm:
             text = str(p) if p.field != top else (f"{p.message} (allowed: {p.allowed})" if p.allowed else p.message)
             by_field.setdefault(top if top in self.fields else "", []).append(text)
         for name, f in self.fields.items():
-            f.show_problems(by_field.get(name, []))
+            f.show_problems(by_field.get(name, []) if f.touched or self._attempted else [])
         self.submit_button.disabled = bool(self._problems)
         self._show_price()
+        names = list(dict.fromkeys(_top(p.field) for p in self._problems if _top(p.field) in self.fields))
         general = by_field.get("", [])
-        if general:
-            self._say("; ".join(general), error=True)
+        text = "; ".join(general + ([f"to fix first: {', '.join(names)}"] if names else []))
+        self.blockers.value = f"<span style='color:#b3261e'>{esc(text)}</span>" if text else ""
 
     # -- actions ------------------------------------------------------------------------------------------
     def submit(self) -> Any:
         """What **Submit** does: hand ``(model, values, count)`` to ``on_submit`` when nothing is wrong."""
         self._changed()
         if self._problems or self.spec is None:
+            self._attempted = True
+            self._changed()
             self._say(f"{len(self._problems)} problem(s) to fix before submitting", error=True)
             return None
         handler = self.on_submit or submit_jobs
@@ -277,7 +350,7 @@ class SchemaForm:
 
     def load(self, model: str, arguments: Mapping[str, Any]) -> None:
         """**Reuse settings**: show ``model`` with ``arguments`` filled in (others back to their defaults)."""
-        self._build(self._known.get(model) or self._spec_for(model))
+        self._build(self._spec(model))
         self._building = True
         try:
             for name, value in arguments.items():

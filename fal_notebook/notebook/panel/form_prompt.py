@@ -16,7 +16,7 @@ import anywidget
 import ipywidgets as W
 import traitlets
 
-from .fields import LABEL_WIDTH, UNSET, Field
+from .fields import UNSET, Field, label_widget
 
 __all__ = ["PromptArea", "PromptField", "SUBMIT_EVENT"]
 
@@ -33,7 +33,7 @@ function render({ model, el }) {
   const sync = () => {
     area.rows = model.get("rows");
     area.placeholder = model.get("placeholder");
-    area.title = model.get("tooltip") || "";
+    area.title = model.get("hint") || "";
     area.setAttribute("aria-label", model.get("label") || "prompt");
     area.disabled = model.get("disabled");
     if (area.value !== model.get("value")) area.value = model.get("value");
@@ -52,12 +52,12 @@ function render({ model, el }) {
       model.send({ event: "submit" });
     }
   });
-  for (const name of ["value", "rows", "placeholder", "tooltip", "label", "disabled"]) {
+  for (const name of ["value", "rows", "placeholder", "hint", "label", "disabled"]) {
     model.on(`change:${name}`, sync);
   }
   el.appendChild(area);
   return () => {
-    for (const name of ["value", "rows", "placeholder", "tooltip", "label", "disabled"]) {
+    for (const name of ["value", "rows", "placeholder", "hint", "label", "disabled"]) {
       model.off(`change:${name}`, sync);
     }
   };
@@ -73,6 +73,9 @@ class PromptArea(anywidget.AnyWidget):
     value = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode("").tag(sync=True)
     label = traitlets.Unicode("prompt").tag(sync=True)
+    # the text area's tooltip. Not DOMWidget's ``tooltip``: ipywidgets' view code reads a ``description``
+    # next to it, which this widget does not have (the view fails to render).
+    hint = traitlets.Unicode("").tag(sync=True)
     rows = traitlets.Int(4).tag(sync=True)
     disabled = traitlets.Bool(False).tag(sync=True)
 
@@ -95,12 +98,11 @@ class PromptField(Field):
 
     def build(self) -> W.Widget:
         default = self.schema.get("default")
-        self.area = PromptArea(value="" if default is None else str(default), tooltip=self.tooltip,
+        self.area = PromptArea(value="" if default is None else str(default), hint=self.tooltip,
                                placeholder="Describe what you want — Ctrl+Enter submits",
                                layout=W.Layout(flex="1 1 auto", width="auto"))
         self.area.observe(self._edited, names="value")
-        label = W.Label(self.name, tooltip=self.tooltip, layout=W.Layout(width=LABEL_WIDTH))
-        return W.HBox([label, self.area], layout=W.Layout(width="100%"))
+        return W.HBox([label_widget(self.name, self.tooltip), self.area], layout=W.Layout(width="100%"))
 
     def get(self) -> Any:
         return self.area.value if self.area.value != "" else UNSET
