@@ -240,6 +240,22 @@ def test_load_round_trips_values(model: str, arguments: dict) -> None:
     assert recorder.calls == [(model, arguments, 1)]
 
 
+def test_load_on_the_same_model_keeps_the_controls_and_resets_the_rest() -> None:
+    form, _ = form_for(FLUX)
+    area, size = form.fields["prompt"].area, form.fields["image_size"]
+    area.value = "first"
+    control(form, "seed").value = "5"
+    size._pick.value = UnionField.CUSTOM
+    size._custom.fields["width"]._num.value = 1000
+    control(form, "acceleration").value = "high"
+    form.load(FLUX, {"prompt": "again", "output_format": "png"})
+    assert form.fields["prompt"].area is area and area.comm is not None  # the same elements in the browser
+    assert form.values() == {"prompt": "again", "output_format": "png"}
+    assert control(form, "seed").value == "" and size._pick.value == "landscape_4_3"
+    assert size._custom.fields["width"]._num.value == 512 and control(form, "acceleration").value == "none"
+    assert not form.fields["seed"].touched
+
+
 def test_load_opens_more_options_when_an_optional_field_is_set() -> None:
     form, _ = form_for(FLUX)
     assert form.more.selected_index is None

@@ -53,6 +53,11 @@ class ObjectField(Field):
         out = {key: value for key, value in out.items() if value is not UNSET}
         return out or UNSET
 
+    def reset(self) -> None:
+        for sub in self.fields.values():
+            sub.reset()
+        super().reset()
+
     def put(self, value: Any) -> None:
         value = value if isinstance(value, Mapping) else {}
         for key, sub in self.fields.items():
@@ -82,6 +87,10 @@ class UnionField(Field):
         self._custom.watch(self._edited)
         self._pick.observe(self._switched, names="value")
         return W.VBox([self._pick, self._custom.widget], layout=W.Layout(width="100%"))
+
+    def reset(self) -> None:
+        self._custom.reset()
+        super().reset()
 
     def _switched(self, change: Any) -> None:
         self._custom.widget.layout.display = "flex" if change["new"] == self.CUSTOM else "none"

@@ -63,7 +63,7 @@ class Field:
         self.problem = W.HTML("", layout=W.Layout(display="none", margin=f"0 0 0 {LABEL_WIDTH}"))
         self.problem.add_class("fal-form-problem")
         self.control = self.build()
-        self._last = self.get()
+        self._initial = self._last = self.get()
         self.widget = W.VBox([self.control, self.problem], layout=W.Layout(width="100%"))
         self.widget.add_class("fal-form-field")
 
@@ -89,6 +89,12 @@ class Field:
         is the default."""
         self.put(value)
         self._edited(force=True)
+
+    def reset(self) -> None:
+        """Back to what the schema gives (its default, or nothing), as if never edited."""
+        self.put(None if self._initial is UNSET else self._initial)
+        self.touched = False
+        self._last = self.get()
 
     def watch(self, callback: Callable[[], None]) -> None:
         self._watchers.append(callback)
@@ -289,7 +295,7 @@ class JsonField(Field):
             return text
 
     def put(self, value: Any) -> None:
-        self._raw.value = value if isinstance(value, str) else self._json.dumps(value)
+        self._raw.value = "" if value is None else value if isinstance(value, str) else self._json.dumps(value)
 
 
 def first_with(schema: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -49,14 +49,10 @@ def default_models() -> list[ModelSpec]:
 
 
 def default_spec(model: str) -> ModelSpec:
-    """Bundled or registered at once; otherwise the job manager's cache or one fetch of fal's OpenAPI doc."""
-    try:
-        return catalog.get(model)
-    except UnknownModelError:
-        catalog.resolve(model)  # a name with no owner/ part cannot be fetched: say so without starting anything
-        from ...jobs import manager
+    """Bundled, registered or cached at once; else fetched once from fal (the runtime's one schema lookup)."""
+    from ...jobs import model_spec
 
-        return manager().model_spec(model)
+    return model_spec(model)
 
 
 def submit_jobs(model: str, arguments: dict, count: int) -> list[Any]:
@@ -349,10 +345,19 @@ class SchemaForm:
         return result
 
     def load(self, model: str, arguments: Mapping[str, Any]) -> None:
-        """**Reuse settings**: show ``model`` with ``arguments`` filled in (others back to their defaults)."""
-        self._build(self._spec(model))
+        """**Reuse settings**: show ``model`` with ``arguments`` filled in (others back to their defaults).
+
+        The same model keeps its controls (focus, open sections and the browser's elements stay), another
+        model gets new ones."""
+        spec = self._spec(model)
+        if spec.id != self.model:
+            self._build(spec)
         self._building = True
         try:
+            if spec.id == self.model:
+                for f in self.fields.values():
+                    f.reset()
+                self._extra, self._attempted = {}, False
             for name, value in arguments.items():
                 if name in self.fields:
                     self.fields[name].set(value)
