@@ -394,11 +394,12 @@ class SchemaForm:
         return out
 
     def _show_price(self) -> None:
-        """The estimate on **Submit** (``Submit · est. $0.30``) while the input is sendable."""
+        """The estimate next to **Submit** (``est. $0.30``) while the input is sendable. Beside the button, not
+        on it: the button's name stays "Submit" for keyboard and screen-reader users."""
         text = ""
         if self.spec is not None and not self._problems:
             text = self._price(self.spec.id, self.values(), self.count)
-        self.submit_button.description = f"Submit · {text}" if text else "Submit"
+        self.set_estimate(text)
 
     def set_estimate(self, text: str) -> None:
         """Show a price estimate next to **Submit** (plain text; escaped)."""
