@@ -63,7 +63,7 @@ def test_submit_runs_the_job_its_record_goes_live_then_into_the_gallery(panel, e
     (job,) = submit(p, wait_for, "nano-banana-pro", {"prompt": "a red fox", "aspect_ratio": "16:9"})
     record = finished(p, wait_for, job)
     assert [j.arguments for j in emulator.jobs.values()] == [{"prompt": "a red fox", "aspect_ratio": "16:9"}]
-    assert record["state"] == "COMPLETED" and record["thumb"] == "image" and record["files"] == 1
+    assert record["state"] == "COMPLETED" and record["done"] and record["thumb"] == "image" and record["files"] == 1
     assert record["model"] == "nano-banana-pro" and record["prompt"] == "a red fox" and record["mine"]
     row = wait_for(lambda: next(r for r in p.board.jobs if r["id"] == job.id and r["state"] == "COMPLETED"))
     assert row["queue"] is None and row["progress"] is None
@@ -98,7 +98,7 @@ def test_the_job_list_follows_the_queue_and_cancel_ends_the_job(panel, emulator,
     (job,) = submit(p, wait_for, "nano-banana-pro", {"prompt": "held fox"})
     queued = wait_for(lambda: next((r for r in p.board.jobs if r["id"] == job.id and r["state"] == "IN_QUEUE"
                                     and r["queue"] is not None), None))
-    assert queued["queue"] >= 0
+    assert queued["queue"] >= 0 and queued["done"] is False
     click(p, "cancel", id=job.id)
     job.wait(timeout=30)
     assert job.state.value == "CANCELLED"

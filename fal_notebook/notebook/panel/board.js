@@ -3,7 +3,6 @@
 // click is a custom message the kernel acts on. Text goes in with textContent, never innerHTML; only
 // http(s) URLs become links and only the kernel's JPEG data URIs become pictures.
 
-const LIVE = new Set(["SUBMITTING", "IN_QUEUE", "IN_PROGRESS"]);
 const THUMB_PREFIX = "data:image/jpeg;base64,";
 const caches = new WeakMap(); // model -> Map(id -> data URI), shared by every view of one board
 
@@ -99,7 +98,7 @@ function render({ model, el: root }) {
 
   // --- job list ----------------------------------------------------------------------------------------------
   function elapsedOf(rec) {
-    if (!LIVE.has(rec.state)) return rec.elapsed;
+    if (rec.done) return rec.elapsed;
     return rec.elapsed + (performance.now() - (received.get(rec.id) || performance.now())) / 1000;
   }
 
@@ -113,7 +112,7 @@ function render({ model, el: root }) {
           title: `${Math.round(rec.progress * 100)}%` })
         : el("span", { class: "fal-facts",
           text: rec.queue !== null && rec.queue !== undefined ? `queue position ${rec.queue}` : "" });
-      const cancel = LIVE.has(rec.state)
+      const cancel = !rec.done
         ? el("button", { class: "fal-cancel", type: "button", text: "Cancel",
           onclick: () => send("cancel", { id: rec.id }) })
         : null;
@@ -130,7 +129,7 @@ function render({ model, el: root }) {
   }
   const ticker = setInterval(() => { // local clock only: the kernel is never asked
     for (const rec of model.get("jobs") || []) {
-      if (!LIVE.has(rec.state)) continue;
+      if (rec.done) continue;
       const span = jobList.querySelector(`.fal-elapsed[data-id="${CSS.escape(rec.id)}"]`);
       if (span) span.textContent = seconds(elapsedOf(rec));
     }

@@ -41,6 +41,7 @@ THUMB_SIDE, THUMB_BYTES = 320, 24_000  # a gallery tile / the detail preview (a 
 SNAPSHOT_SIDE, SNAPSHOT_BYTES = 128, 8_000
 SUBMIT_TIMEOUT = 120.0  # Panel.submit(): storing the jobs (and fetching an unknown model's schema)
 IDS_PER_REQUEST = 100  # thumbnails answered per message from the view
+WARM_THUMBS = 24  # the gallery's first tiles, made as soon as it is filled
 THUMBS_PER_MESSAGE = 6  # sent together; two workers make them (Pillow decodes and resizes without the GIL)
 _pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -336,6 +337,9 @@ class Panel:
                 self._known.setdefault(job.id, job)
                 items.append(record)
         self.board.items = items[:GALLERY_LIMIT]
+        first = [r["id"] for r in items[:WARM_THUMBS]]  # almost surely in view: made while the view is built
+        for start in range(0, len(first), THUMBS_PER_MESSAGE):
+            _pool("thumbs").submit(self._thumbs_of, first[start:start + THUMBS_PER_MESSAGE])
 
     def _add_to_gallery(self, records: list[dict]) -> None:
         ids = {r["id"] for r in records}
@@ -362,7 +366,8 @@ class Panel:
         return job
 
     # -- thumbnails (worker thread) ---------------------------------------------------------------------------
-    def _send_thumbs(self, ids: list[str]) -> None:
+    def _thumbs_of(self, ids: list[str]) -> dict[str, str]:
+        """Thumbnails (cached per file version by ``thumbnail_uri``) of the jobs that have a picture."""
         items = {}
         for job_id in ids:
             job = self._known.get(job_id)
@@ -370,6 +375,10 @@ class Panel:
             uri = thumbnail_uri(files[0], THUMB_SIDE, THUMB_BYTES) if files else ""
             if uri:
                 items[job_id] = uri
+        return items
+
+    def _send_thumbs(self, ids: list[str]) -> None:
+        items = self._thumbs_of(ids)
         if items:
             self.board.send({"type": "thumbs", "items": items})  # a comm message: safe from this thread
 

@@ -19,7 +19,6 @@ __all__ = ["job_record", "progress_of", "detail_of", "comparison_of", "media_of"
 
 LOG_CHARS = 160  # the last log line, cut: a record is a reminder, the full log stays on the job
 PROMPT_CHARS = 140
-UNFINISHED = frozenset({"SUBMITTING", "IN_QUEUE", "IN_PROGRESS"})
 # "step 4/28", "12/28 [00:03<…]" (tqdm), "45%": what fal apps commonly log while they work
 _FRACTION = re.compile(r"(\d+)\s*/\s*(\d+)")
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
@@ -62,6 +61,7 @@ def job_record(job: Any, mine: bool = True) -> dict[str, Any]:
         "id": job.id,
         "model": short_model(job.model),
         "state": state,
+        "done": bool(job.done),  # the view offers Cancel and ticks the clock only while this is false
         "queue": job.queue_position if state == "IN_QUEUE" else None,
         "elapsed": round(job.elapsed, 1),
         "log": last if len(last) <= LOG_CHARS else last[: LOG_CHARS - 1] + "…",

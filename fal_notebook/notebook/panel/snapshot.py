@@ -98,6 +98,6 @@ def _href(value: str) -> str:
 
 
 def snapshot_text(jobs: Sequence[dict], items: Sequence[dict]) -> str:
-    live = sum(1 for r in jobs if r.get("state") in ("SUBMITTING", "IN_QUEUE", "IN_PROGRESS"))
+    live = sum(1 for r in jobs if not r.get("done"))
     return f"fal panel: {len(jobs)} job(s) ({live} running), {len(items)} result(s) in the gallery"
 
