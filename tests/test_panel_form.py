@@ -220,6 +220,18 @@ def test_upload_becomes_a_data_uri_with_a_thumbnail() -> None:
     assert form.values()["image_urls"] == [IMG]
 
 
+def test_a_loaded_data_uri_is_held_like_an_upload() -> None:
+    import base64
+
+    form, _ = form_for(NBP_EDIT)
+    uri = "data:image/png;base64," + base64.b64encode(make_test_image(80, 60, "png")).decode()
+    form.load(NBP_EDIT, {"prompt": "add a hat", "image_urls": [uri]})
+    row = form.fields["image_urls"].rows[0]
+    assert form.values() == {"prompt": "add a hat", "image_urls": [uri]}
+    assert row._text.value.startswith("data URI: image/png (") and len(row._text.value) < 60
+    assert "<img" in row._preview.value and form.problems == []
+
+
 # -- Reuse settings and Use as input ----------------------------------------------------------------------
 @pytest.mark.parametrize("model, arguments", [
     (NBP, {"prompt": "a fox", "num_images": 2, "aspect_ratio": "16:9", "seed": 7, "sync_mode": True}),

@@ -13,7 +13,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from ...media import guess_content_type
+from ...media import data_uri_type, guess_content_type
 from ...views.html import esc
 from .fields import LABEL_WIDTH, UNSET, Field
 
@@ -112,5 +112,23 @@ class MediaInput(Field):
         return text if text else UNSET
 
     def put(self, value: Any) -> None:
+        if isinstance(value, str) and value[:5].lower() == "data:":
+            self._put_data_uri(value)
+            return
         self._upload = None
         self._text.value = "" if value is None else str(value)
+
+    def _put_data_uri(self, uri: str) -> None:
+        """A data URI (Reuse settings of an uploaded file) is held like an upload: the box shows its type and
+        size, never the megabytes of base64 (they would all go to the browser as widget state)."""
+        content_type = data_uri_type(uri) or "unknown type"
+        self._upload, self._too_big = uri, None
+        self._upload_label = f"data URI: {content_type} ({len(uri) * 3 / 4 / 1024:.0f} KB)"
+        self._preview.value = ""
+        self._text.value = self._upload_label
+        if content_type.startswith("image/") and ";base64," in uri[:200]:
+            try:
+                data = base64.b64decode(uri.split(",", 1)[1], validate=False)
+            except ValueError:  # not base64: validation says what is wrong with it
+                return
+            self._thumb_bytes(data, content_type)
