@@ -179,6 +179,18 @@ def test_thumbnails_are_sent_when_asked_for_and_never_synced(panel, emulator, wa
     assert "base64" not in json.dumps(synced)
 
 
+def test_what_the_view_sends_is_checked_first(panel, emulator, monkeypatch):
+    p = panel()
+    sent = []
+    monkeypatch.setattr(p.board, "send", lambda content, buffers=None: sent.append(content))
+    for content in ("text", None, {"type": "eval", "id": "x"}, {"type": "thumbs", "ids": "abc"}, {"type": "thumbs"}):
+        p.board._handle_custom_msg(content, [])
+    click(p, "reuse", id="no-such-job")
+    assert "no-such-job" in p.board.notice and "not shown in this panel" in p.board.notice
+    click(p, "use", id="<img src=x onerror=alert(1)>")
+    assert p.form.model == "fal-ai/nano-banana-pro" and sent == [] and posts(emulator) == []
+
+
 def test_the_gallery_shows_every_stored_job_when_asked(panel, emulator, wait_for):
     manager = jobs.manager()
     other = jobs.JobManager(manager.settings, store=manager.store, origin="other.ipynb", legacy_file=False)

@@ -282,10 +282,11 @@ class Panel:
         except RuntimeError:  # the kernel's loop is closed: nobody is watching any more
             pass
 
-    @staticmethod
-    def _guarded(fn: Callable[..., Any], *args: Any) -> None:
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
             fn(*args)
+        except FalError as exc:  # a click on something gone, a model that cannot be loaded: say so
+            self._say(one_line(exc))
         except Exception:
             log.exception("the panel could not %s", getattr(fn, "__name__", "update"))
 
