@@ -103,6 +103,11 @@ def test_quickstart_runs_headless_and_keeps_light_thumbnails_in_the_right_cells(
                      video)  # the still a saved notebook shows once fal's URL is gone, linked to the local file
     history = "".join(cell_html(find(nb, "%fal history fox")))
     assert history.count("red fox in fresh snow") >= 1 and "lighthouse" not in history
+    estimate = "".join(o["data"]["text/plain"] for o in find(nb, "%fal estimate").outputs if "data" in o)
+    assert "'quantity': 3.0" in estimate and "'total': 0.45" in estimate  # 3 images × the emulator's $0.15
+    spend = "".join(cell_html(find(nb, "%fal spend")))
+    assert "spend of this notebook&#x27;s jobs" in spend and "fal-ai/nano-banana-pro" in spend
+    assert "cost $0.15" in "".join(cell_html(fox_cell))  # the fox's card: the cost once done
 
     text = path.read_text()
     shown = len(re.findall(r"<img |poster=", text))
