@@ -105,15 +105,17 @@ def spend(manager: JobManager, *, since: datetime | None = None, all: bool = Fal
         "models": models,
     }
     if usage:
-        report["fal_usage"] = _fal_usage(manager, since)
+        report["fal_usage"] = _fal_usage(manager, since, [m["model"] for m in models])
     return report
 
 
-def _fal_usage(manager: JobManager, since: datetime | None) -> dict[str, Any]:
-    """fal's usage summary for the account, or why it is not available (a key without usage scope)."""
+def _fal_usage(manager: JobManager, since: datetime | None, endpoint_ids: list[str]) -> dict[str, Any]:
+    """fal's usage summary for these models (every model when none), or why it is not available (a key
+    without usage scope, fal unreachable)."""
     start = since or datetime.now(UTC) - timedelta(days=30)
     try:
-        lines = _call(manager, platform_client(manager).usage(start=start, summary=True))
+        lines = _call(manager, platform_client(manager, quick=True).usage(
+            endpoint_ids=endpoint_ids, start=start, summary=True))
     except AuthError as exc:
         return {"available": False, "reason": f"this key may not read usage (HTTP {exc.status_code}); an "
                 "admin-scoped key can"}
@@ -211,7 +213,7 @@ def _price(manager: JobManager, endpoint: str, records: list[JobRecord]) -> None
 
 def _used_models(manager: JobManager, start: datetime) -> set[str]:
     try:
-        lines = _call(manager, platform_client(manager).usage(start=start, summary=True))
+        lines = _call(manager, platform_client(manager, quick=True).usage(start=start, summary=True))
     except FalError:
         return set()
     return {line.endpoint_id for line in lines}
