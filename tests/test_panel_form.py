@@ -301,7 +301,7 @@ def test_put_media_fills_an_empty_row_then_appends() -> None:
     assert len(form.fields["image_urls"].rows) == 2
 
 
-def test_switching_model_rebuilds_fields_and_estimate_slot() -> None:
+def test_switching_model_rebuilds_fields_and_estimate_slot(fal_env: object) -> None:  # a private store
     form, _ = form_for("nano-banana-pro")
     old = form.fields["prompt"].area
     form.picker.value = "kling-i2v"  # an alias: known at once

@@ -65,26 +65,32 @@ def submit_jobs(model: str, arguments: dict, count: int) -> list[Any]:
     return list(submit_many(model, [arguments] * count))
 
 
-def price_label(model: str, arguments: dict, count: int) -> str:
-    """``est. $0.30`` for ``count`` requests, from cached prices only (a keystroke never waits for fal);
-    "" when no price is cached yet (opening a model fetches it in the background)."""
-    from ...jobs import manager
+def price_label(spec: ModelSpec, arguments: dict, count: int) -> str:
+    """``est. $0.30`` for ``count`` requests, from the price cache only: a keystroke never waits for fal and
+    never opens the job store. "" when no price is cached yet (opening a model fetches it in the background)."""
+    from ...catalog.pricing import estimate_for, load_prices
+    from ...config import load_settings
     from ...views.money import money
 
     try:
-        estimate = manager().estimate(model, [arguments] * count, fetch=False)
+        price = load_prices(load_settings().home).get(spec.id)
+        if price is None:
+            return ""
+        estimate = estimate_for(spec.id, price, [arguments] * count, spec.defaults, spec.limits)
     except Exception as exc:  # the price is advice: it never breaks the form
         log.debug("no estimate for the form: %s", exc)
         return ""
-    return f"est. {money(estimate['total'], estimate['currency'])}" if estimate else ""
+    return f"est. {money(estimate['total'], estimate['currency'])}"
 
 
 def prefetch_price(model: str) -> None:
-    """Ask fal for the model's price in the background, so the next edit can show it."""
-    from ...jobs import manager
+    """Ask fal for the model's price in the background (into the price cache), so the next edit shows it."""
+    from ..._portal import get_portal
+    from ...config import load_settings
+    from ...runtime.pricing import PriceBook
 
     try:
-        manager().prices.prefetch([model])
+        PriceBook(load_settings(), get_portal()).prefetch([model])
     except Exception as exc:
         log.debug("no price prefetch for the form: %s", exc)
 
@@ -120,7 +126,7 @@ class SchemaForm:
     def __init__(self, model: str | None = None, *, models: Callable[[], list[ModelSpec]] | None = None,
                  on_submit: Callable[[str, dict, int], Any] | None = None,
                  spec: Callable[[str], ModelSpec] | None = None, max_count: int = MAX_COUNT,
-                 price: Callable[[str, dict, int], str] | None = None) -> None:
+                 price: Callable[[ModelSpec, dict, int], str] | None = None) -> None:
         self._models = models or default_models
         self._spec_for = spec or default_spec
         self._price = price or price_label
@@ -398,7 +404,7 @@ class SchemaForm:
         on it: the button's name stays "Submit" for keyboard and screen-reader users."""
         text = ""
         if self.spec is not None and not self._problems:
-            text = self._price(self.spec.id, self.values(), self.count)
+            text = self._price(self.spec, self.values(), self.count)
         self.set_estimate(text)
 
     def set_estimate(self, text: str) -> None:
