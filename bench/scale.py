@@ -119,7 +119,7 @@ def run_child(*args: str) -> dict[str, Any]:
 def server_view(server: Any, since: float) -> dict[str, Any]:
     """Calls per job by kind, completion → result GET latencies, first-status times, from the record."""
     requests = [r for r in server.requests if r.at >= since]
-    jobs = {job.request_id: job for job in server.jobs.values() if job.submitted_wall.timestamp() >= since - 1}
+    jobs = {job.request_id: job for job in server.jobs.values() if job.submitted_wall.timestamp() >= since}
     result_at: dict[str, float] = {}
     first_look: dict[str, float] = {}
     for r in requests:

@@ -167,6 +167,18 @@ def test_claims_and_leases(store):
     assert store.claim(record.id, a, lease=60) is None
 
 
+def test_claim_many_takes_the_free_jobs_in_order_and_leaves_the_rest(store):
+    host = socket.gethostname()
+    free = [store.insert(_record(state=JobState.IN_QUEUE)) for _ in range(3)]
+    held = store.insert(_record(state=JobState.IN_QUEUE, owner=f"{host}:1:a", lease_until=time.time() + 60))
+    done = store.insert(_record(state=JobState.COMPLETED))
+    ids = [free[2].id, held.id, free[0].id, done.id, "nope", free[1].id]
+    claimed = store.claim_many(ids, f"{host}:2:b", lease=60)
+    assert [r.id for r in claimed] == [free[2].id, free[0].id, free[1].id]
+    assert all(store.get(r.id).owner == f"{host}:2:b" for r in claimed)
+    assert store.get(held.id).owner == f"{host}:1:a" and store.claim_many([], "x", lease=60) == []
+
+
 def test_dead_owner_is_taken_over_at_once(store):
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()

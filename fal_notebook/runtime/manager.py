@@ -81,7 +81,7 @@ class JobManager:
     def __init__(self, settings: Settings | None = None, *, store: JobStore | None = None,
                  origin: str | None = None, portal: Portal | None = None, client: AsyncQueueClient | None = None,
                  legacy_file: Path | None | bool = None, auto_resume: bool = True, max_submits: int = 16,
-                 max_downloads: int = 4, max_streams: int = 128, max_requests: int = 32,
+                 max_downloads: int = 4, max_streams: int = 256, max_requests: int = 32,
                  max_multiplexed: int = 2000, platform: AsyncPlatformClient | None = None) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.store = store if store is not None else JobStore(self.settings.store_path)
@@ -393,15 +393,13 @@ class JobManager:
     def resume(self, all: bool = False) -> list[Job]:  # noqa: A002 - the public name is `all`
         """Claim and follow unfinished jobs of this origin (every origin with ``all=True``)."""
         self.start()
-        resumed = []
+        resumed, free = [], []
         for row in self.store.unfinished(None if all else self.origin):
-            if row.id in self._runs:
-                if row.id in self._resumed:  # taken over when this manager started
-                    resumed.append(self._job_for(self._runs[row.id].tracker))
-                continue
-            claimed = self.store.claim(row.id, self.owner, self.LEASE)
-            if claimed is None:
-                continue
+            if row.id not in self._runs:
+                free.append(row.id)
+            elif row.id in self._resumed:  # taken over when this manager started
+                resumed.append(self._job_for(self._runs[row.id].tracker))
+        for claimed in self.store.claim_many(free, self.owner, self.LEASE):  # one transaction for all
             if claimed.request_id is None:
                 log.warning("job %s never got a request id (its process stopped while submitting); %s",
                             claimed.id, "looking for it in fal's request history" if needs_reconcile(claimed)
