@@ -28,9 +28,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _ipython_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """IPython shells and the kernels the tests start keep their profile in a temp dir, not in ~/.ipython."""
+    """IPython shells and the kernels the tests start keep their profile in a temp dir, not in ~/.ipython; a test
+    that sets no home of its own (``fal_env`` does) gets a session temp store and outputs, never the user's."""
     patch = pytest.MonkeyPatch()
     patch.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
+    patch.setenv("FAL_NOTEBOOK_HOME", str(tmp_path_factory.mktemp("fal-notebook-home")))
+    patch.setenv("FAL_NOTEBOOK_OUTPUTS", str(tmp_path_factory.mktemp("fal-notebook-outputs")))
     yield
     patch.undo()
 
