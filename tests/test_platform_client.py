@@ -183,3 +183,27 @@ def test_keyless_model_search_is_allowed_but_pricing_needs_the_key(emulator):
     with httpx.Client(base_url=emulator.url) as http:
         assert http.get("/v1/models", params={"q": "flux"}).status_code == 200
         assert http.get("/v1/models/pricing", params={"endpoint_id": "fal-ai/flux/dev"}).status_code == 401
+
+
+def test_an_error_echoing_the_key_is_redacted():
+    def echo(request: httpx.Request) -> httpx.Response:
+        header = request.headers["authorization"]
+        return httpx.Response(401, json={"error": {"type": "authorization_error", "message": f"bad {header}",
+                                                   "request_id": "r-9"}})
+
+    with pytest.raises(AuthError) as caught:
+        _run(_mock(echo).usage())
+    text = f"{caught.value} {caught.value.detail!r}"
+    assert KEY.split(":")[1] not in text and "***" in text and caught.value.request_id == "r-9"
+
+
+def test_hostile_pages_are_read_without_failing():
+    pages = iter([{"models": "not a list", "next_cursor": "2", "has_more": True},
+                  {"models": [{"endpoint_id": "a/b", "metadata": ["x"]}, {"endpoint_id": 5}],
+                   "next_cursor": None, "has_more": True}])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=next(pages))
+
+    found = _run(_mock(answer).models())
+    assert [m.endpoint_id for m in found] == ["a/b"]
