@@ -90,9 +90,9 @@ def test_the_form_shows_the_estimate_next_to_its_submit_button(fal_env, emulator
 
 
 def test_any_fal_model_takes_its_own_options_and_has_info(shell, emulator, monkeypatch):
-    from fal_notebook.catalog import _registered
+    from fal_notebook import catalog
 
-    monkeypatch.delitem(_registered, "fal-ai/fast-sdxl", raising=False)  # as in a fresh kernel
+    monkeypatch.setattr(catalog, "_registered", {})  # as in a fresh kernel; what it registers goes with it
     info = value(shell, "%fal info fal-ai/fast-sdxl")
     assert "--negative-prompt" in repr(info) and "--num-inference-steps" in repr(info)
     job = value(shell, "%fal fal-ai/fast-sdxl a cat --negative-prompt blurry --num-inference-steps 10 --wait")
