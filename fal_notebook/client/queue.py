@@ -302,12 +302,27 @@ class AsyncQueueClient:
                     self._check_size(len(data), url)
                     out.write(data)
                 else:
-                    await self._stream_to(url, out)
+                    await self._stream_with_retries(url, out)
             os.replace(tmp_name, dest)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
         return dest
+
+    async def _stream_with_retries(self, url: str, out: Any) -> None:
+        """A connection cut mid-body is tried again from the start (a GET: nothing is made twice); the size
+        cap and the total deadline are not retried."""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                await self._stream_to(url, out)
+                return
+            except TransportError as exc:
+                if attempt == self.retry.max_attempts or not isinstance(exc.__cause__, httpx.TransportError):
+                    raise
+                log.debug("%s: %s; downloading again", _media_what(url), exc)
+                out.seek(0)
+                out.truncate()
+                await self.retry.sleep(self.retry.delay(attempt))
 
     def _check_size(self, size: int, url: str) -> None:
         limit = self.settings.limits.download_bytes
