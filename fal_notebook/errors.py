@@ -4,6 +4,7 @@ The tree (the only copy; keep it in step with the classes below):
 
 * FalError
   * ConfigError ............ no API key, or a setting that cannot be used
+  * StoreError ............. the job store cannot be used (unreadable, read-only for a write, newer, disk full)
   * UsageError ............. a %fal line or a fal-notebook command that does not parse (message says why)
   * ValidationError ........ the input breaks the model's schema; nothing was sent
   * UnknownModelError ...... a model id or alias that no catalogue and no schema source knows
@@ -32,6 +33,7 @@ __all__ = [
     "one_line",
     "FalError",
     "ConfigError",
+    "StoreError",
     "UsageError",
     "ValidationError",
     "UnknownModelError",
@@ -59,6 +61,11 @@ class FalError(Exception):
 
 class ConfigError(FalError):
     """A setting is missing or unusable, most often the API key."""
+
+
+class StoreError(FalError):
+    """The job store cannot be opened or written (permissions, a read-only home, a full disk, a newer schema).
+    Reading commands still work on a read-only store."""
 
 
 class UsageError(FalError):

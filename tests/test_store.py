@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fal_notebook.errors import ConfigError, NotFoundError
+from fal_notebook.errors import NotFoundError, StoreError
 from fal_notebook.store import JobRecord, JobState, JobStore, new_job_id
 from fal_notebook.store.schema import MIGRATIONS
 
@@ -57,7 +57,7 @@ def test_newer_schema_is_refused(tmp_path):
     JobStore(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 5}")
-    with pytest.raises(ConfigError, match="newer"):
+    with pytest.raises(StoreError, match="newer"):
         JobStore(path)
 
 

@@ -11,6 +11,7 @@ from ..errors import (
     NotFoundError,
     NotReceivedError,
     RequestError,
+    StoreError,
     TransportError,
     UnknownModelError,
     UnknownOutcomeError,
@@ -40,6 +41,8 @@ EXIT_CODES: dict[int, tuple[str, tuple[type[BaseException], ...]]] = {
         (RequestError, JobCancelledError)),
     8: ("over budget: the estimated cost exceeds max_cost (FAL_NOTEBOOK_MAX_COST); nothing was sent, --yes "
         "sends it anyway", (CostLimitError,)),
+    10: ("the job store cannot be used: unreadable, read-only for a command that writes, newer than this "
+         "version, or the disk is full (the message names the file)", (StoreError,)),
     INTERNAL: ("internal error (a bug: please report it with the command line)", ()),
     INTERRUPTED: ("interrupted (Ctrl-C)", ()),
 }

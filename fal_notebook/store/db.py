@@ -11,19 +11,21 @@ timestamped name, never deleted. Nothing here knows about HTTP or display.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import NotFoundError, StoreError
 from . import inputs as _inputs
+from .journal import Journal
 from .records import (
     COLUMNS,
     UNFINISHED,
@@ -67,6 +69,73 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.02)
 
 
+@contextlib.contextmanager
+def _store_errors(store: JobStore) -> Iterator[None]:
+    """SQLite's operational failures (read-only, disk full, locked past the busy timeout) as ``StoreError``."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        what = "is read-only here" if store.read_only or "readonly" in str(exc) else "cannot be written"
+        raise StoreError(f"the job store {store.path} {what}: {exc}") from exc
+
+
+def _rows_readable(conn: sqlite3.Connection) -> tuple[dict[str, dict[str, Any]], int | None]:
+    """Rows of a damaged database that SQL can still read (a bad page skips only its rows), and the count the
+    database claims (``None`` when even that is unreadable)."""
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        claimed = conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
+    except sqlite3.DatabaseError:
+        claimed = None
+    try:
+        top = conn.execute("SELECT max(rowid) FROM jobs").fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        top = 0
+    step = 64
+    for start in range(1, top + 1, step):
+        try:
+            batch = conn.execute("SELECT * FROM jobs WHERE rowid BETWEEN ? AND ?", (start, start + step - 1))
+            found = batch.fetchall()
+        except sqlite3.DatabaseError:
+            found = []
+            for rowid in range(start, start + step):
+                try:
+                    found += conn.execute("SELECT * FROM jobs WHERE rowid = ?", (rowid,)).fetchall()
+                except sqlite3.DatabaseError:
+                    continue
+        for row in found:
+            rows[row["id"]] = dict(row)
+    return rows, claimed
+
+
+def _salvage(aside: Path, conn: sqlite3.Connection, journal: Journal) -> dict[str, Any]:
+    """Copy every job that can be got back (SQL-readable rows of the damaged file, else the journal) into the
+    fresh store ``conn``; returns the counts: saved, lost (known to exist but not restored)."""
+    try:
+        old = sqlite3.connect(f"{aside.resolve().as_uri()}?mode=ro", uri=True)
+        old.row_factory = sqlite3.Row
+        readable, claimed = _rows_readable(old)
+        old.close()
+    except sqlite3.Error:
+        readable, claimed = {}, None
+    journaled = journal.replay()
+    saved = 0
+    for job_id in dict.fromkeys([*readable, *journaled]):
+        values = {**journaled.get(job_id, {}), **readable.get(job_id, {})}
+        values = {k: v for k, v in values.items() if k in COLUMNS}
+        if not all(values.get(k) is not None for k in ("id", "endpoint", "arguments", "state", "created_at",
+                                                       "updated_at", "origin")):
+            continue
+        names = ", ".join(values)
+        try:
+            saved += conn.execute(f"INSERT OR IGNORE INTO jobs ({names}) VALUES ({', '.join('?' * len(values))})",
+                                  list(values.values())).rowcount
+        except sqlite3.DatabaseError:
+            continue
+    known = max(claimed or 0, len(set(readable) | set(journaled)))
+    return {"saved": saved, "lost": max(0, known - saved), "from": str(aside)}
+
+
 class JobStore:
     """Job rows in ``path`` (``$FAL_NOTEBOOK_HOME/jobs.sqlite3``). Safe to share between threads and processes.
 
@@ -77,22 +146,52 @@ class JobStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
         self.inputs_dir = self.path.parent / "inputs"
+        self.journal = Journal(self.path.with_name(self.path.name + ".journal"))
+        self.read_only = False
+        self.salvage: dict[str, Any] | None = None  # {"saved", "lost", "from"} when a corrupt store was salvaged
         self._lock = threading.RLock()
         self._conn = self._open()
 
     # -- opening ---------------------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
-        _private_file(self.path)
         try:
-            return self._connect()
-        except sqlite3.OperationalError as exc:  # locked, unreadable, read-only: not corruption
-            raise ConfigError(f"the job store {self.path} cannot be opened: {exc}") from exc
-        except sqlite3.DatabaseError as exc:
-            aside = self._move_aside(exc)
-            log.warning("the job store %s was corrupt (%s); moved it to %s and started a new one",
-                        self.path, exc, aside)
             _private_file(self.path)
             return self._connect()
+        except (OSError, sqlite3.OperationalError) as exc:  # locked, unreadable, read-only: not corruption
+            conn = self._open_read_only()
+            if conn is None:
+                raise StoreError(f"the job store {self.path} cannot be opened: {exc}") from exc
+            log.warning("the job store %s is read-only here (%s): reading works, changes are refused",
+                        self.path, exc)
+            return conn
+        except sqlite3.DatabaseError as exc:
+            aside = self._move_aside(exc)
+            _private_file(self.path)
+            conn = self._connect()
+            self.salvage = _salvage(aside, conn, self.journal)
+            log.warning("the job store %s was corrupt (%s); moved it to %s; %d job(s) saved into a new store, "
+                        "%d lost", self.path, exc, aside, self.salvage["saved"], self.salvage["lost"])
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('salvage', ?)",
+                         (json.dumps(self.salvage),))
+            return conn
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """A read-only connection (a home folder this user cannot write): listing and showing jobs still work."""
+        if not self.path.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                   isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.row_factory = sqlite3.Row
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("SELECT count(*) FROM jobs").fetchone()
+        except sqlite3.Error:
+            return None
+        if version != len(MIGRATIONS):
+            conn.close()
+            return None
+        self.read_only = True
+        return conn
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
@@ -116,7 +215,7 @@ class JobStore:
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
-                raise ConfigError(f"the job store {self.path} has schema version {version}, newer than this "
+                raise StoreError(f"the job store {self.path} has schema version {version}, newer than this "
                                   f"fal_notebook knows ({len(MIGRATIONS)}); upgrade fal_notebook")
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in script:
@@ -153,12 +252,12 @@ class JobStore:
 
     # -- transactions ----------------------------------------------------------------------------------
     def _write(self, sql: str, params: Iterable[Any] = ()) -> int:
-        with self._lock:
+        with self._lock, _store_errors(self):
             return self._conn.execute(sql, tuple(params)).rowcount
 
     def _immediate(self, body):
         """Run ``body(conn)`` inside ``BEGIN IMMEDIATE`` (the write lock is taken up front, so no upgrade races)."""
-        with self._lock:
+        with self._lock, _store_errors(self):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 value = body(self._conn)
@@ -188,8 +287,9 @@ class JobStore:
         record.arguments = self.store_inputs(record.arguments)
         names = ", ".join(COLUMNS)
         marks = ", ".join("?" for _ in COLUMNS)
-        self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})",
-                    (to_sql(n, getattr(record, n)) for n in COLUMNS))
+        values = {n: to_sql(n, getattr(record, n)) for n in COLUMNS}
+        self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(values.values()))
+        self.journal.append(record.id, values, new=True)
         return record
 
     def save(self, record: JobRecord, names: Iterable[str], *, owner: str | None = None,
@@ -207,9 +307,13 @@ class JobStore:
             return set()
 
         def body(conn: sqlite3.Connection) -> set[str]:
-            return {job_id for job_id, sql, params in statements if conn.execute(sql, params).rowcount != 1}
+            return {job_id for job_id, sql, params, _ in statements if conn.execute(sql, params).rowcount != 1}
 
-        return self._immediate(body)
+        lost = self._immediate(body)
+        for job_id, _sql, _params, stored in statements:
+            if job_id not in lost:
+                self.journal.append(job_id, stored)
+        return lost
 
     def update(self, job_id: str, *, owner: str | None = None, unfinished: bool = False, release: bool = False,
                **values: Any) -> bool:
@@ -221,11 +325,14 @@ class JobStore:
         """
         if release:
             values.update(owner=None, lease_until=None)
-        _, sql, params = self._update_sql(job_id, values, owner=owner, unfinished=unfinished)
-        return self._write(sql, params) == 1
+        _, sql, params, stored = self._update_sql(job_id, values, owner=owner, unfinished=unfinished)
+        written = self._write(sql, params) == 1
+        if written:
+            self.journal.append(job_id, stored)
+        return written
 
     def _update_sql(self, job_id: str, values: dict[str, Any], *, owner: str | None = None,
-                    unfinished: bool = False) -> tuple[str, str, list[Any]]:
+                    unfinished: bool = False) -> tuple[str, str, list[Any], dict[str, Any]]:
         if "arguments" in values:
             values["arguments"] = self.store_inputs(values["arguments"])
         values.setdefault("updated_at", utcnow())
@@ -233,7 +340,8 @@ class JobStore:
         if unknown:
             raise ValueError(f"unknown job columns: {sorted(unknown)}")
         sets = ", ".join(f"{name} = ?" for name in values)
-        params = [to_sql(n, v) for n, v in values.items()] + [job_id]
+        stored = {n: to_sql(n, v) for n, v in values.items()}
+        params = [*stored.values(), job_id]
         where = "id = ?"
         if owner is not None:
             where += " AND owner = ?"
@@ -241,15 +349,19 @@ class JobStore:
         if owner is not None or unfinished:
             where += f" AND state IN ({', '.join('?' for _ in UNFINISHED)})"
             params += UNFINISHED
-        return job_id, f"UPDATE jobs SET {sets} WHERE {where}", params
+        return job_id, f"UPDATE jobs SET {sets} WHERE {where}", params, stored
 
     def reopen(self, job_id: str, from_state: JobState, **values: Any) -> bool:
         """Set columns of a job that is in ``from_state`` (a finished job going again: a resubmit), dropping its
         lease; False when it is no longer in that state (two resubmits race: one wins)."""
         values.update(owner=None, lease_until=None, updated_at=utcnow())
         sets = ", ".join(f"{name} = ?" for name in values)
-        params = [to_sql(n, v) for n, v in values.items()] + [job_id, JobState(from_state).value]
-        return self._write(f"UPDATE jobs SET {sets} WHERE id = ? AND state = ?", params) == 1
+        stored = {n: to_sql(n, v) for n, v in values.items()}
+        written = self._write(f"UPDATE jobs SET {sets} WHERE id = ? AND state = ?",
+                              [*stored.values(), job_id, JobState(from_state).value]) == 1
+        if written:
+            self.journal.append(job_id, stored)
+        return written
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
@@ -409,16 +521,22 @@ class JobStore:
             record.arguments = self.store_inputs(record.arguments)
         names, marks = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
 
+        written: list[tuple[str, dict[str, Any]]] = []
+
         def body(conn: sqlite3.Connection) -> int:
-            count = 0
             for record in records:
-                count += conn.execute(f"INSERT OR IGNORE INTO jobs ({names}) VALUES ({marks})",
-                                      [to_sql(n, getattr(record, n)) for n in COLUMNS]).rowcount
+                values = {n: to_sql(n, getattr(record, n)) for n in COLUMNS}
+                if conn.execute(f"INSERT OR IGNORE INTO jobs ({names}) VALUES ({marks})",
+                                list(values.values())).rowcount:
+                    written.append((record.id, values))
             for key, value in meta.items():
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-            return count
+            return len(written)
 
-        return self._immediate(body)
+        count = self._immediate(body)
+        for job_id, values in written:
+            self.journal.append(job_id, values, new=True)
+        return count
 
     def __repr__(self) -> str:
         return f"<JobStore {self.path}>"
