@@ -115,3 +115,24 @@ def test_plain_json_passes() -> None:
     value = {"prompt": "x", "n": [1, 2.5, None, True, {"k": "v"}]}
     assert check_sendable("m", value) == value
     assert not isinstance(check_sendable("m", value), FalError)
+
+
+@pytest.mark.parametrize("payload", ["[" * 100_000 + "]" * 100_000, '{"prompt": "x", "seed": NaN}',
+                                     '{"prompt": "x", "deep": ' + "[" * 50 + "]" * 50 + "}", "[1, 2]", "nope"])
+def test_cli_submit_input_ends_in_a_documented_exit_code(payload, fal_env, emulator, capsys):
+    from fal_notebook.cli import main
+
+    code = main(["submit", "fal-ai/flux/dev", payload])
+    err = capsys.readouterr().err
+    assert code in (2, 4) and "Traceback" not in err, (code, err)
+    assert emulator.jobs == {}
+    print(f"\nFIGURE CLI submit {payload[:30]!r}…: exit {code}, nothing sent")
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "..\\..\\x.png", "/abs/olute.png", "a/../../b.png", "..",
+                                  "\x00.png", "ok.png"])
+def test_hostile_output_names_stay_inside_the_outputs_folder(tmp_path, name):
+    from fal_notebook.runtime.steps import inside, output_name
+
+    dest = inside(tmp_path, output_name("job1", 0, {"url": "https://v3.fal.media/x/y.png", "file_name": name}))
+    assert dest.parent == tmp_path.resolve() and dest.name.startswith("job1-0-")

@@ -120,6 +120,8 @@ def _load_arguments(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise UsageError(f"{where} is nested too deeply to be an input") from None
     if not isinstance(value, dict):
         raise UsageError(f"{where} must be a JSON object of input fields, e.g. '{{\"prompt\": \"a red fox\"}}'")
     return value
