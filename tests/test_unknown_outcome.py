@@ -93,3 +93,21 @@ def test_the_history_unreadable_for_longer_than_fal_keeps_results_ends_the_job(f
 
 def test_unknown_outcome_error_is_a_transport_error():
     assert issubclass(UnknownOutcomeError, Exception)
+
+
+def test_a_job_cancelled_while_unknown_is_cancelled_at_fal_once_found(fal_env, emulator, tmp_path, wait_for):
+    emulator.configure(faults={"submit": {"kind": "reset_after", "count": 1}}, platform_status=503)
+    manager = manager_for(fal_env, tmp_path, listing_delay=30)
+    try:
+        job = manager.submit(MODEL, {"prompt": "cancel me while unknown"})
+        wait_for(lambda: job.state is JobState.UNKNOWN, timeout=60)  # the history is down: it stays UNKNOWN
+        assert job.cancel() == "CANCELLATION_REQUESTED"
+        emulator.configure(faults=None, platform_status=0)
+        job.wait(timeout=60)
+    finally:
+        manager.close()
+    assert job.state is JobState.CANCELLED
+    (only,) = emulator.jobs.values()
+    assert job.request_id == only.request_id and emulator.status_of(only.request_id) == "COMPLETED"
+    assert any(r.method == "PUT" and r.path.endswith("/cancel") for r in emulator.requests)
+    print("\nFIGURE cancelled while UNKNOWN: the request found in fal's history was cancelled there, 1 POST")

@@ -45,6 +45,7 @@ class JobRun:
     phase: Phase = Phase.PENDING
     accepted: asyncio.Event = field(default_factory=asyncio.Event)  # the POST got an answer (or never will)
     streamed: bool = False  # a status stream was tried (one try per job)
+    cancel_wanted: bool = False  # cancelled while UNKNOWN: cancelled at fal as soon as its request is found
     logs_seen: int = -1  # fal's log count at the last reading applied (new lines only when it changes)
 
     @property

@@ -735,6 +735,9 @@ class JobManager:
         if _cancel.unsent(run):
             return self._cancel_unsent(run)
         answer = await _cancel.ask_fal(self, run)
+        if answer is None and run.record.state is JobState.UNKNOWN:  # cancelled once fal's history settles it
+            run.cancel_wanted = True
+            return "CANCELLATION_REQUESTED"
         if answer is None:
             return run.record.state.value
         if answer in _cancel.CONFIRMED and not run.record.state.terminal:

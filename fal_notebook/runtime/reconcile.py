@@ -21,8 +21,16 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuthError, FalError, NotReceivedError, ResultExpiredError, UnknownOutcomeError
+from ..errors import (
+    AuthError,
+    FalError,
+    JobCancelledError,
+    NotReceivedError,
+    ResultExpiredError,
+    UnknownOutcomeError,
+)
 from ..store.records import JobState, utcnow
+from .ledger import handle_of
 
 if TYPE_CHECKING:
     from .ledger import JobRun, Ledger
@@ -94,8 +102,14 @@ async def reconcile_step(ledger: Ledger, run: JobRun) -> None:
             for item in found:
                 if not ledger.request_known(item.request_id) and ledger.adopt_request(run, item.request_id):
                     log.info("job %s: fal has its request %s; following it", rec.id, item.request_id)
+                    if run.cancel_wanted:  # the user cancelled while it was UNKNOWN
+                        await ledger.client.cancel(handle_of(rec))
+                        raise JobCancelledError(f"request {rec.request_id} was cancelled",
+                                                request_id=rec.request_id)
                     return
             if looked_at - posted >= timedelta(seconds=limits.listing_delay):
+                if run.cancel_wanted:
+                    raise JobCancelledError(f"job {rec.id} was cancelled; fal never received it")
                 raise NotReceivedError(
                     f"fal did not receive job {rec.id}: its request history shows no {rec.endpoint} request "
                     f"with this input since {posted:%H:%M:%S} UTC. Nothing was billed; "
