@@ -111,3 +111,18 @@ def test_a_job_cancelled_while_unknown_is_cancelled_at_fal_once_found(fal_env, e
     assert job.request_id == only.request_id and emulator.status_of(only.request_id) == "COMPLETED"
     assert any(r.method == "PUT" and r.path.endswith("/cancel") for r in emulator.requests)
     print("\nFIGURE cancelled while UNKNOWN: the request found in fal's history was cancelled there, 1 POST")
+
+
+def test_resubmit_looks_once_more_and_adopts_a_request_listed_late(fal_env, emulator, emu_http, tmp_path):
+    emulator.configure(faults={"submit": {"kind": "reset", "count": 1}})
+    manager = manager_for(fal_env, tmp_path, listing_delay=0.3)
+    try:
+        job = manager.submit(MODEL, {"prompt": "listed late"})
+        job.wait(timeout=60)
+        assert job.state is JobState.NOT_RECEIVED
+        late = emu_http.post(f"/{MODEL}", json={"prompt": "listed late"}).json()["request_id"]  # fal lists it now
+        job.resubmit().wait(timeout=60)
+    finally:
+        manager.close()
+    assert job.state is JobState.COMPLETED and job.request_id == late and len(emulator.jobs) == 1
+    print("\nFIGURE resubmit after a late listing: the listed request adopted, 0 new POSTs")

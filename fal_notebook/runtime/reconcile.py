@@ -35,7 +35,8 @@ from .ledger import handle_of
 if TYPE_CHECKING:
     from .ledger import JobRun, Ledger
 
-__all__ = ["reconcile_step", "needs_reconcile", "same_input", "mark_posting", "POSTED_AT", "CLEARED"]
+__all__ = ["reconcile_step", "last_look", "needs_reconcile", "same_input", "mark_posting", "POSTED_AT",
+           "CLEARED"]
 
 log = logging.getLogger("fal_notebook")
 POSTED_AT = "posted_at"  # option: when the last POST left (ISO 8601, UTC)
@@ -77,6 +78,28 @@ def _posted_at(record: Any) -> datetime:
     return _when(record.options.get(POSTED_AT)) or record.updated_at or record.created_at
 
 
+def _adopt_match(ledger: Ledger, run: JobRun, items: list, sent: dict, now: datetime) -> bool:
+    """Adopt the earliest listed request with this job's input that no stored job holds; True if one was."""
+    found = sorted((i for i in items if same_input(i.json_input, sent)), key=lambda i: _when(i.sent_at) or now)
+    for item in found:
+        if not ledger.request_known(item.request_id) and ledger.adopt_request(run, item.request_id):
+            log.info("job %s: fal has its request %s; following it", run.id, item.request_id)
+            return True
+    return False
+
+
+async def last_look(ledger: Ledger, run: JobRun) -> bool:
+    """Before a resubmit sends the job again: one more look at fal's history (a request that runs long may be
+    listed late); True when its request turned up and was adopted instead."""
+    rec = run.record
+    try:
+        items = await ledger.request_history(rec.endpoint, _posted_at(rec) - CLOCK_SKEW)
+    except FalError as exc:
+        log.warning("job %s: fal's request history could not be read before resubmitting (%s)", rec.id, exc)
+        return False
+    return _adopt_match(ledger, run, items, ledger.restore_inputs(rec.arguments), utcnow())
+
+
 async def reconcile_step(ledger: Ledger, run: JobRun) -> None:
     """Look for the job's request in fal's history until found (adopted), or until fal's listing delay says
     it was never received (``NotReceivedError``); see the module docstring."""
@@ -97,16 +120,11 @@ async def reconcile_step(ledger: Ledger, run: JobRun) -> None:
             log.warning("job %s: fal's request history could not be read (%s); trying again", rec.id, exc)
         else:
             problem = None
-            found = sorted((i for i in items if same_input(i.json_input, sent)),
-                           key=lambda i: _when(i.sent_at) or looked_at)
-            for item in found:
-                if not ledger.request_known(item.request_id) and ledger.adopt_request(run, item.request_id):
-                    log.info("job %s: fal has its request %s; following it", rec.id, item.request_id)
-                    if run.cancel_wanted:  # the user cancelled while it was UNKNOWN
-                        await ledger.client.cancel(handle_of(rec))
-                        raise JobCancelledError(f"request {rec.request_id} was cancelled",
-                                                request_id=rec.request_id)
-                    return
+            if _adopt_match(ledger, run, items, sent, looked_at):
+                if run.cancel_wanted:  # the user cancelled while it was UNKNOWN
+                    await ledger.client.cancel(handle_of(rec))
+                    raise JobCancelledError(f"request {rec.request_id} was cancelled", request_id=rec.request_id)
+                return
             if looked_at - posted >= timedelta(seconds=limits.listing_delay):
                 if run.cancel_wanted:
                     raise JobCancelledError(f"job {rec.id} was cancelled; fal never received it")

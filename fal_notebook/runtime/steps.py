@@ -36,7 +36,7 @@ from ..errors import (
 from ..store.records import JobState, utcnow
 from .ledger import JobRun, Ledger, Phase, handle_of
 from .outcome import COMPLETED, LostJob, Outcome, outcome_of
-from .reconcile import mark_posting, needs_reconcile, reconcile_step
+from .reconcile import last_look, mark_posting, needs_reconcile, reconcile_step
 
 if TYPE_CHECKING:
     from ..client.wire import RequestHandle, Status
@@ -374,6 +374,8 @@ async def drive(ledger: Ledger, run: JobRun) -> Outcome:
     try:
         if rec.request_id is None and needs_reconcile(rec):
             await reconcile_step(ledger, run)
+        elif rec.request_id is None and rec.submit_attempts and await last_look(ledger, run):
+            pass  # a resubmit whose request fal did list after all: adopted, followed, not sent again
         elif rec.request_id is None:
             try:
                 await submit_step(ledger, run)
