@@ -670,8 +670,7 @@ class JobManager:
         (default: this origin's); returns how many are still pending. fal's result was kept, so only the media
         are fetched again."""
         if job_ids is None:
-            rows = [r for r in self.store.list(origin=self.origin, states=[JobState.COMPLETED])
-                    if r.options.get(_steps.DOWNLOADS_PENDING)]
+            rows = self.store.with_pending_downloads(self.origin)
         else:
             rows = [r for r in (self.store.get(i) for i in job_ids) if r is not None]
         still = 0

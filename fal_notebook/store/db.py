@@ -421,6 +421,17 @@ class JobStore:
             rows = self._conn.execute(sql, params).fetchall()
         return [from_row(row) for row in rows]
 
+    def with_pending_downloads(self, origin: str | None = None) -> list[JobRecord]:
+        """COMPLETED jobs whose outputs could not all be written (``downloads_pending`` in their options)."""
+        sql = "SELECT * FROM jobs WHERE state = ? AND options LIKE '%\"downloads_pending\"%'"
+        params: list[Any] = [JobState.COMPLETED.value]
+        if origin is not None:
+            sql += " AND origin = ?"
+            params.append(origin)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [from_row(row) for row in rows]
+
     def unfinished(self, origin: str | None = None) -> list[JobRecord]:
         return self.list(origin=origin, states=UNFINISHED)
 
