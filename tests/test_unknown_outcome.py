@@ -91,8 +91,13 @@ def test_the_history_unreadable_for_longer_than_fal_keeps_results_ends_the_job(f
     print("\nFIGURE reply lost, history unreadable: EXPIRED after the bound, 1 POST only")
 
 
-def test_unknown_outcome_error_is_a_transport_error():
-    assert issubclass(UnknownOutcomeError, Exception)
+def test_unknown_outcome_error_is_a_transport_error_with_its_own_exit_code():
+    from fal_notebook.cli.exit_codes import exit_code
+    from fal_notebook.errors import TransportError
+
+    assert issubclass(UnknownOutcomeError, TransportError)  # callers catching network failures still do
+    assert exit_code(UnknownOutcomeError("x")) == 9 and exit_code(NotReceivedError("x")) == 9
+    assert exit_code(TransportError("x")) == 7
 
 
 def test_a_job_cancelled_while_unknown_is_cancelled_at_fal_once_found(fal_env, emulator, tmp_path, wait_for):
