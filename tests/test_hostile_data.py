@@ -286,3 +286,38 @@ def test_bogus_width_height_in_a_result_do_not_reach_the_card() -> None:
     card = card_data(Job())
     assert card.media[0].width is None and card.media[0].height is None
     assert json.dumps(urls())  # the shared helpers stay importable
+
+
+NO_STREAM = {"stream": {"kind": "ping_only"}}  # so the status route is polled
+
+
+@pytest.mark.parametrize(("faults", "ends", "kept"), [
+    ({"submit": {"kind": "bad_urls"}}, "COMPLETED", 4),  # the reply's file:/javascript: URLs: fal's own used
+    ({**NO_STREAM, "status": {"kind": "huge_logs"}}, "COMPLETED", 200),  # 20 000 lines a reading: tail kept
+    ({**NO_STREAM, "status": {"kind": "deep_json"}}, "FAILED", 0),  # a clear error, not a RecursionError
+    ({"result": {"kind": "garbage"}}, "FAILED", 4),  # not JSON: a clear error
+    (NO_STREAM, "COMPLETED", 4),  # a stream of pings only: polling takes over
+], ids=["submit-bad_urls", "status-huge_logs", "status-deep_json", "result-garbage", "stream-ping_only"])
+def test_hostile_answers_from_a_real_server_end_cleanly(fal_env, emulator, tmp_path, faults, ends, kept):
+    from fal_notebook.runtime.manager import JobManager
+    from fal_notebook.store import JobStore
+
+    emulator.configure(faults=faults, log_lines=4)
+    manager = JobManager(fal_env, store=JobStore(tmp_path / "jobs.sqlite3"), origin="t", legacy_file=False)
+    manager.client.stream_silence = 0.5
+    try:
+        job = manager.submit("fal-ai/flux/dev", {"prompt": "hostile"})
+        job.wait(timeout=120)
+    finally:
+        manager.close()
+    assert job.state.value == ends, job.error
+    assert len(job.logs) <= 200 and all(len(line) <= 2_000 for line in job.logs)
+    assert len(job.logs) >= kept
+    assert all(url is None or url.startswith("http") for url in job.urls.values())
+    page = card_html(card_data(job))
+    assert "file:///" not in page and "javascript:" not in page
+    outputs = [p.resolve() for p in job.files]
+    assert all(p.is_relative_to(fal_env.outputs.resolve()) for p in outputs)
+    print(f"\nFIGURE emulator faults {sorted(faults)} ({', '.join(f['kind'] for f in faults.values())}): job "
+          f"{job.state.value}" + (f" ({type(job.error).__name__})" if job.error else "")
+          + f", {len(job.logs)} log lines kept")
