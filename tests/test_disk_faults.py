@@ -68,3 +68,23 @@ def test_outputs_folder_unusable_then_fixed_by_resume(fal_env, emulator, tmp_pat
     finally:
         second.close()
     print("\nFIGURE outputs folder unusable: COMPLETED with 1 download pending; resume() after the fix: 1 file")
+
+
+def test_a_job_whose_status_cannot_be_read_ends_expired(fal_env, emulator, tmp_path):
+    """Status answers 502 for ever and the stream only pings: past the bound (fal keeps results 1 h; 1 s here)
+    the job ends EXPIRED with the reason, so wait() without a timeout returns."""
+    import dataclasses
+
+    from fal_notebook.config import Limits
+
+    emulator.configure(faults={"stream": {"kind": "ping_only"}, "status": {"kind": "502"}})
+    settings = dataclasses.replace(fal_env, limits=dataclasses.replace(Limits(), unfollowable_seconds=1.0))
+    manager = JobManager(settings, store=JobStore(tmp_path / "jobs.sqlite3"), origin="t", legacy_file=False)
+    manager.client.stream_silence = 0.3
+    try:
+        job = manager.submit(MODEL, {"prompt": "unfollowable"})
+        job.wait()  # no timeout: it must return
+    finally:
+        manager.close()
+    assert job.state is JobState.EXPIRED and "could not be read" in str(job.error)
+    print(f"\nFIGURE status unreadable (502 for ever): EXPIRED after the bound — {str(job.error)[:90]}")

@@ -275,7 +275,8 @@ async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
             unreadable = time.monotonic() - last_read
             if unreadable >= ledger.limits.unfollowable_seconds:  # fal no longer keeps what it may have made
                 raise ResultExpiredError(
-                    f"the status of request {handle.request_id} could not be read for {unreadable / 60:.0f} min "
+                    f"the status of request {handle.request_id} could not be read for "
+                    f"{f'{unreadable:.0f} s' if unreadable < 120 else f'{unreadable / 60:.0f} min'} "
                     f"(last: {exc}); fal keeps results 1 h, so it is given up", request_id=handle.request_id,
                 ) from exc
             failures += 1
