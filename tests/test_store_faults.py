@@ -114,3 +114,22 @@ def test_a_store_that_cannot_be_opened_is_a_store_error(tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="cannot be opened") as caught:
         JobStore(folder / "jobs.sqlite3")
     assert exit_code(caught.value) == 10 and 10 in EXIT_CODES
+
+
+def test_reading_commands_work_on_a_read_only_home(fal_env, monkeypatch, capsys):
+    from fal_notebook.cli import main
+
+    ids = _fill(fal_env.store_path, 3)
+    JobStore(fal_env.store_path).update(ids[0], state=JobState.IN_QUEUE)  # an unfinished one is not resumed
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("fal_notebook.store.db._private_file", refuse)
+    assert main(["list", "--all"]) == 0
+    listed = capsys.readouterr().out
+    assert all(job_id in listed for job_id in ids)
+    assert main(["status", ids[1]]) == 0 and "req-1" in capsys.readouterr().out
+    code = main(["submit", "fal-ai/flux/dev", '{"prompt": "x"}'])
+    assert code == 10 and "read-only" in capsys.readouterr().err
+    print("\nFIGURE read-only home: `list --all` and `status` exit 0; `submit` exits 10 (store read-only)")

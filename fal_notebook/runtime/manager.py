@@ -158,6 +158,8 @@ class JobManager:
             self._renewer = self.portal.submit(self._renew_forever())
             self._flusher = self.portal.submit(self._flush_forever())
             atexit.register(self.close)
+        if self.store.read_only:  # reading commands work; nothing is imported, claimed or resumed here
+            return self
         if self._legacy_file is not False:
             path = None if self._legacy_file in (None, True) else Path(self._legacy_file)
             import_legacy(self.store, path, urls=self._fallback_urls)
@@ -179,7 +181,8 @@ class JobManager:
                 self.portal.call(self._shutdown(grace), timeout=grace + 5)
             except Exception as exc:  # closing must never raise at exit
                 log.debug("closing the job manager: %r", exc)
-        self.store.release(self.owner)
+        if not self.store.read_only:  # a read-only store holds no lease of ours
+            self.store.release(self.owner)
 
     async def _shutdown(self, grace: float) -> None:
         if self._renewer is not None:
