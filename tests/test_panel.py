@@ -13,6 +13,7 @@ from browser_conftest import ip  # noqa: F401 - fixture used by name
 
 from fal_notebook import jobs
 from fal_notebook.errors import UsageError
+from fal_notebook.notebook.panel.board import Board
 from fal_notebook.notebook.panel.panel import panel as make_panel
 from fal_notebook.notebook.panel.records import model_for_media, progress_of
 
@@ -177,6 +178,21 @@ def test_thumbnails_are_sent_when_asked_for_and_never_synced(panel, emulator, wa
     assert message["items"][job.id].startswith("data:image/jpeg;base64,")
     synced = p.board.get_state(["jobs", "items", "detail", "comparison"])
     assert "base64" not in json.dumps(synced)
+
+
+def test_the_first_thumbnails_are_sent_before_the_view_asks(panel, emulator, wait_for, monkeypatch):
+    first = panel()
+    (job,) = submit(first, wait_for, "nano-banana-pro", {"prompt": "a fox"})
+    finished(first, wait_for, job)
+    sent = []
+    monkeypatch.setattr(Board, "send", lambda self, content, buffers=None: sent.append(content))
+    second = panel()  # a new panel over the same store: its gallery's first tile is made and sent unasked
+    (message,) = wait_for(lambda: sent)
+    assert message["type"] == "thumbs" and list(message["items"]) == [job.id]
+    assert message["items"][job.id].startswith("data:image/jpeg;base64,")
+    snapshot = second.snapshot()  # made from that same thumbnail, smaller
+    (embedded,) = re.findall(r'src="(data:image/jpeg;base64,[^"]+)"', snapshot)
+    assert len(embedded) < len(message["items"][job.id])
 
 
 def test_what_the_view_sends_is_checked_first(panel, emulator, monkeypatch):

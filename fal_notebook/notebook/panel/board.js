@@ -36,9 +36,33 @@ function badge(state) {
   return el("span", { class: `fal-badge fal-${String(state).toLowerCase()}`, text: state });
 }
 
-function render({ model, el: root }) {
+function cacheOf(model) {
   if (!caches.has(model)) caches.set(model, new Map());
-  const thumbs = caches.get(model);
+  return caches.get(model);
+}
+
+function keep(thumbs, msg) { // the ids of a "thumbs" message's pictures, kept in the model's cache
+  if (!msg || msg.type !== "thumbs" || typeof msg.items !== "object") return [];
+  const kept = [];
+  for (const [id, uri] of Object.entries(msg.items)) {
+    if (typeof uri !== "string" || !uri.startsWith(THUMB_PREFIX)) continue;
+    thumbs.set(id, uri);
+    kept.push(id);
+  }
+  return kept;
+}
+
+// The model keeps the thumbnails the kernel sends before any view exists (the gallery's first tiles, made
+// while the view is being built), so a new view paints them at once instead of asking for them.
+function initialize({ model }) {
+  const thumbs = cacheOf(model);
+  const onMessage = (msg) => { keep(thumbs, msg); };
+  model.on("msg:custom", onMessage);
+  return () => model.off("msg:custom", onMessage);
+}
+
+function render({ model, el: root }) {
+  const thumbs = cacheOf(model);
   const send = (type, extra = {}) => model.send({ type, ...extra });
   const received = new Map(); // job id -> performance.now() when its record arrived (elapsed ticks locally)
 
@@ -81,10 +105,7 @@ function render({ model, el: root }) {
   }
 
   const onMessage = (msg) => {
-    if (!msg || msg.type !== "thumbs" || typeof msg.items !== "object") return;
-    for (const [id, uri] of Object.entries(msg.items)) {
-      if (typeof uri !== "string" || !uri.startsWith(THUMB_PREFIX)) continue;
-      thumbs.set(id, uri);
+    for (const id of keep(thumbs, msg)) {
       for (const img of root.querySelectorAll(`img[data-thumb="${CSS.escape(id)}"]`)) paint(img, id);
     }
   };
@@ -255,4 +276,4 @@ function render({ model, el: root }) {
   };
 }
 
-export default { render };
+export default { initialize, render };

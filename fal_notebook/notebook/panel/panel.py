@@ -14,8 +14,10 @@ redraw. Without a kernel loop (plain Python, tests) state changes happen at once
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import contextvars
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -23,12 +25,13 @@ from typing import Any
 
 import ipywidgets as W
 
+from ... import media
 from ...errors import FalError, UsageError, one_line
 from ...views.card_data import thumbnail_uri
 from .board import MESSAGES, Board
 from .form import SchemaForm
 from .records import comparison_of, detail_of, job_record, media_of, model_for_media, reusable, short_model
-from .snapshot import local_href, snapshot_html, snapshot_text
+from .snapshot import SNAPSHOT_TILES, local_href, snapshot_html, snapshot_text
 
 __all__ = ["Panel", "panel", "GALLERY_LIMIT", "JOB_LIST_LIMIT", "COMPARE_LIMIT", "THUMB_SIDE", "THUMB_BYTES"]
 
@@ -39,6 +42,7 @@ JOB_LIST_LIMIT = 100  # this notebook's newest jobs in the job list
 COMPARE_LIMIT = 4
 THUMB_SIDE, THUMB_BYTES = 320, 24_000  # a gallery tile / the detail preview (a JPEG data URI ≤ ~32 KB)
 SNAPSHOT_SIDE, SNAPSHOT_BYTES = 128, 8_000
+SNAPSHOT_WAIT = 5.0  # seconds the snapshot waits for the gallery's first thumbnails before drawing without
 SUBMIT_TIMEOUT = 120.0  # Panel.submit(): storing the jobs (and fetching an unknown model's schema)
 IDS_PER_REQUEST = 100  # thumbnails answered per message from the view
 WARM_THUMBS = 24  # the gallery's first tiles, made as soon as it is filled
@@ -80,6 +84,7 @@ class Panel:
         self._dirty: set[str] = set()
         self._flush_pending = False
         self._comparing: list[str] = []
+        self._warming: list[concurrent.futures.Future] = []  # the gallery's first thumbnails, being made
         self.form = SchemaForm(model, on_submit=self._on_submit)
         self.board = Board()
         self.board.on_msg(self._on_message)
@@ -111,7 +116,12 @@ class Panel:
         return f"<Panel {short_model(self.form.model)}: {snapshot_text(self.board.jobs, self.board.items)}>"
 
     def snapshot(self) -> str:
-        """The job list and newest results as static HTML (what a saved notebook shows without a kernel)."""
+        """The job list and newest results as static HTML (what a saved notebook shows without a kernel).
+
+        Its tiles are made from the gallery's own thumbnails (the first ones are already being made by the
+        workers): each picture is decoded once, in parallel, not once more here for the snapshot."""
+        needed = -(-SNAPSHOT_TILES // THUMBS_PER_MESSAGE)  # the chunks that hold the snapshot's tiles
+        concurrent.futures.wait(self._warming[:needed], timeout=SNAPSHOT_WAIT)
         return snapshot_html(self.board.jobs, self.board.items, self._snapshot_thumb, self._snapshot_link)
 
     def close(self) -> None:
@@ -338,9 +348,9 @@ class Panel:
                 self._known.setdefault(job.id, job)
                 items.append(record)
         self.board.items = items[:GALLERY_LIMIT]
-        first = [r["id"] for r in items[:WARM_THUMBS]]  # almost surely in view: made while the view is built
-        for start in range(0, len(first), THUMBS_PER_MESSAGE):
-            _pool("thumbs").submit(self._thumbs_of, first[start:start + THUMBS_PER_MESSAGE])
+        first = [r["id"] for r in items[:WARM_THUMBS]]  # almost surely in view: made while the view is built and sent
+        self._warming = [_pool("thumbs").submit(self._send_thumbs, first[start:start + THUMBS_PER_MESSAGE])
+                         for start in range(0, len(first), THUMBS_PER_MESSAGE)]
 
     def _add_to_gallery(self, records: list[dict]) -> None:
         ids = {r["id"] for r in records}
@@ -386,7 +396,7 @@ class Panel:
     def _snapshot_thumb(self, job_id: str) -> str:
         job = self._known.get(job_id)
         files = job.files if job is not None else []
-        return thumbnail_uri(files[0], SNAPSHOT_SIDE, SNAPSHOT_BYTES) if files else ""
+        return _smaller(thumbnail_uri(files[0], THUMB_SIDE, THUMB_BYTES)) if files else ""
 
     def _snapshot_link(self, job_id: str) -> str:
         job = self._known.get(job_id)
@@ -394,6 +404,15 @@ class Panel:
             return ""
         media = media_of(job)
         return (media[0]["url"] or local_href(media[0]["path"])) if media else ""
+
+
+@functools.lru_cache(maxsize=64)
+def _smaller(uri: str) -> str:
+    """A gallery thumbnail (JPEG data URI) shrunk for the snapshot: a small JPEG decodes in draft mode at once."""
+    if not uri:
+        return ""
+    data = media.thumbnail_jpeg(base64.b64decode(uri.split(",", 1)[1]), SNAPSHOT_SIDE, SNAPSHOT_BYTES)
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _in_gallery(record: dict) -> bool:
