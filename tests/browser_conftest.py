@@ -6,6 +6,7 @@ belongs to the emulator fixtures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -15,7 +16,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +138,45 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         proc.wait(5)
     except ProcessLookupError:
         pass
+
+
+def write_notebook(path: Path, cells: Sequence[str]) -> None:
+    """A notebook of these code cells with the python3 kernelspec."""
+    import nbformat
+
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells], metadata=kernel),
+                   path)
+
+
+def emulator_env(server: Any) -> dict[str, str]:
+    """What a JupyterLab's kernels need to reach ``server`` (outputs next to the notebook)."""
+    return {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "test-id:test-secret",
+            "FAL_NOTEBOOK_OUTPUTS": "fal_outputs"}
+
+
+@contextlib.contextmanager
+def lab_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nb_dir: Path, env: dict[str, str] | None = None,
+             viewport: tuple[int, int] = (1200, 1000)) -> Iterator[tuple[Any, dict]]:
+    """A throw-away JupyterLab on ``nb_dir`` and one page of Debian's headless chromium: ``(page, lab)``.
+
+    Everything a user would have under ~ (lab's npm probe, chromium's crash files, the job store) lives under
+    ``tmp_path``; chromium and the server's process group are stopped on the way out."""
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        monkeypatch.setenv(name, str(tmp_path / "user-home" / sub))
+    env = {"FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "JUPYTER_DATA_DIR": str(tmp_path / "lab" / "data"),
+           **(env or {})}
+    proc, lab = start_jupyterlab(nb_dir, tmp_path / "lab", env)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            try:
+                yield browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}), lab
+            finally:
+                browser.close()
+    finally:
+        stop_process_group(proc)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
+from browser_conftest import emulator_env, lab_page
 from test_notebook import MAX_BYTES_PER_IMAGE, QUICKSTART, cell_html, ratio, thumbs
 
 from fal_notebook.emulator import EmulatorServer
@@ -88,33 +88,17 @@ def save_screenshot(png: bytes, dest: Path) -> int:
 
 
 def test_quickstart_pictures_load_in_their_own_cells_while_a_later_cell_runs(tmp_path, monkeypatch):
-    chromium = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
     release = tmp_path / "release"
     where = prepare_quickstart(nb_dir / NOTEBOOK, release)
-    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
-        monkeypatch.setenv(name, str(tmp_path / "user-home" / sub))  # lab's npm probe, chromium's crash files
-    with EmulatorServer(scenario="normal") as server:
-        env = {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "test-id:test-secret",
-               "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "FAL_NOTEBOOK_OUTPUTS": "fal_outputs",
-               "JUPYTER_DATA_DIR": str(tmp_path / "lab" / "data")}
-        proc, lab = start_jupyterlab(nb_dir, tmp_path / "lab", env)
+    with (EmulatorServer(scenario="normal") as server,
+          lab_page(tmp_path, monkeypatch, nb_dir, emulator_env(server), (1200, 1400)) as (page, lab)):
         try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-                try:
-                    page = browser.new_page(viewport={"width": 1200, "height": 1400})
-                    shot = drive(page, server, lab, release, where)
-                finally:
-                    browser.close()
+            shot = drive(page, server, lab, release, where)
         finally:
             release.touch()
             server.release()
-            stop_process_group(proc)
     check_saved(nb_dir / NOTEBOOK, where)
     size = save_screenshot(shot, tmp_path / "screenshot.png")
     assert size < MAX_SCREENSHOT_BYTES

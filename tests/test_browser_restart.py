@@ -10,9 +10,8 @@ without it unless ``FAL_NOTEBOOK_REQUIRE_BROWSER=1``.
 
 from __future__ import annotations
 
-import nbformat
 import pytest
-from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
+from browser_conftest import emulator_env, lab_page, write_notebook
 
 from fal_notebook.emulator import EmulatorServer
 
@@ -44,32 +43,15 @@ def by_prompt(server: EmulatorServer, words: str) -> list[str]:
 
 def test_after_a_kernel_restart_the_resumed_and_rerun_cells_show_live_cards_and_nothing_is_paid_twice(
         tmp_path, monkeypatch):
-    chromium = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
-    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS], metadata=kernel)
-    nbformat.write(nb, nb_dir / NOTEBOOK)
-    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
-        monkeypatch.setenv(name, str(tmp_path / "user-home" / sub))
-    with EmulatorServer(scenario="fast") as server:
-        env = {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "test-id:test-secret",
-               "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "FAL_NOTEBOOK_OUTPUTS": "fal_outputs",
-               "JUPYTER_DATA_DIR": str(tmp_path / "lab" / "data")}
-        proc, lab = start_jupyterlab(nb_dir, tmp_path / "lab", env)
+    write_notebook(nb_dir / NOTEBOOK, CELLS)
+    with (EmulatorServer(scenario="fast") as server,
+          lab_page(tmp_path, monkeypatch, nb_dir, emulator_env(server)) as (page, lab)):
         try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-                try:
-                    drive(browser.new_page(viewport={"width": 1200, "height": 1000}), server, lab)
-                finally:
-                    browser.close()
+            drive(page, server, lab)
         finally:
             server.release()
-            stop_process_group(proc)
 
 
 def drive(page, server: EmulatorServer, lab: dict) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
+from browser_conftest import emulator_env, lab_page, write_notebook
 from test_browser import KERNEL_READY_JS, save_screenshot
 
 from fal_notebook.emulator import EmulatorServer
@@ -38,44 +38,19 @@ VALUE_JS = """([el, value]) => el.value === value"""
 TEXT_JS = """([area, text]) => area.innerText.includes(text)"""
 
 
-def make_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(code) for code in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
 def test_panel_submit_gallery_select_and_reuse_in_jupyterlab(tmp_path, monkeypatch):
-    chromium = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
-    make_notebook(nb_dir / NOTEBOOK)
-    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
-        monkeypatch.setenv(name, str(tmp_path / "user-home" / sub))
+    write_notebook(nb_dir / NOTEBOOK, CELLS)
     with EmulatorServer(scenario="fast") as server:
-        env = {"FAL_NOTEBOOK_ENDPOINT": server.url, "FAL_KEY": "test-id:test-secret",
-               "FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "FAL_NOTEBOOK_OUTPUTS": "fal_outputs",
-               "JUPYTER_DATA_DIR": str(tmp_path / "lab" / "data")}
-        proc, lab = start_jupyterlab(nb_dir, tmp_path / "lab", env)
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-                try:
-                    page = browser.new_page(viewport={"width": 1280, "height": 1300})
-                    try:
-                        shot = drive(page, lab)
-                    except Exception:
-                        page.screenshot(path=str(tmp_path / "failure.png"))  # what the browser showed
-                        print("failure screenshot:", tmp_path / "failure.png")
-                        raise
-                finally:
-                    browser.close()
-            sent = [job.arguments for job in server.jobs.values()]
-        finally:
-            stop_process_group(proc)
+        with lab_page(tmp_path, monkeypatch, nb_dir, emulator_env(server), (1280, 1300)) as (page, lab):
+            try:
+                shot = drive(page, lab)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "failure.png"))  # what the browser showed
+                print("failure screenshot:", tmp_path / "failure.png")
+                raise
+        sent = [job.arguments for job in server.jobs.values()]
     assert sent[3:] == [{"prompt": PROMPT, "aspect_ratio": "16:9"}]  # after the three earlier jobs
     check_saved(nb_dir / NOTEBOOK)
     save_screenshot(shot, tmp_path / "panel.png")

@@ -7,11 +7,8 @@ Needs ``/usr/bin/chromium`` (skipped without it unless ``FAL_NOTEBOOK_REQUIRE_BR
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import nbformat
 import pytest
-from browser_conftest import chromium_or_skip, start_jupyterlab, stop_process_group
+from browser_conftest import lab_page, write_notebook
 from test_browser import KERNEL_READY_JS
 
 pytestmark = pytest.mark.browser
@@ -30,34 +27,12 @@ CELLS = [
 TEXT_JS = """([area, text]) => area.innerText.includes(text)"""
 
 
-def make_notebook(path: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(code) for code in CELLS]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
 def test_form_keys_tooltips_and_inline_problems_in_jupyterlab(tmp_path, monkeypatch):
-    chromium = chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
-    make_notebook(nb_dir / NOTEBOOK)
-    for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
-        monkeypatch.setenv(name, str(tmp_path / "user-home" / sub))
-    env = {"FAL_NOTEBOOK_HOME": str(tmp_path / "home"), "JUPYTER_DATA_DIR": str(tmp_path / "lab" / "data")}
-    proc, lab = start_jupyterlab(nb_dir, tmp_path / "lab", env)
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-            try:
-                drive(browser.new_page(viewport={"width": 1280, "height": 1100}), lab)
-            finally:
-                browser.close()
-    finally:
-        stop_process_group(proc)
+    write_notebook(nb_dir / NOTEBOOK, CELLS)
+    with lab_page(tmp_path, monkeypatch, nb_dir, viewport=(1280, 1100)) as (page, lab):
+        drive(page, lab)
 
 
 def drive(page, lab: dict) -> None:
