@@ -267,6 +267,18 @@ class JobStore:
             self._conn.execute("COMMIT")
             return value
 
+    def _journal(self, job_id: str, values: dict[str, Any], *, new: bool = False) -> None:
+        """Record a row write in the journal; compact it (one line per job, from the rows) once it is too big."""
+        self.journal.append(job_id, values, new=new)
+        if self.journal.oversized:
+            def rows(conn: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
+                return [(row["id"], dict(row)) for row in conn.execute("SELECT * FROM jobs")]
+
+            try:
+                self.journal.rewrite(self._immediate(rows))  # under the write lock: no row changes meanwhile
+            except StoreError as exc:  # the journal is a backup: a failed compaction must not fail the write
+                log.warning("the job journal %s was not compacted: %s", self.journal.path, exc)
+
     # -- inputs ----------------------------------------------------------------------------------------
     def store_inputs(self, arguments: Any) -> Any:
         """``arguments`` with every data URI replaced by a reference to its bytes under ``inputs/``."""
@@ -289,7 +301,7 @@ class JobStore:
         marks = ", ".join("?" for _ in COLUMNS)
         values = {n: to_sql(n, getattr(record, n)) for n in COLUMNS}
         self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(values.values()))
-        self.journal.append(record.id, values, new=True)
+        self._journal(record.id, values, new=True)
         return record
 
     def save(self, record: JobRecord, names: Iterable[str], *, owner: str | None = None,
@@ -312,7 +324,7 @@ class JobStore:
         lost = self._immediate(body)
         for job_id, _sql, _params, stored in statements:
             if job_id not in lost:
-                self.journal.append(job_id, stored)
+                self._journal(job_id, stored)
         return lost
 
     def update(self, job_id: str, *, owner: str | None = None, unfinished: bool = False, release: bool = False,
@@ -328,7 +340,7 @@ class JobStore:
         _, sql, params, stored = self._update_sql(job_id, values, owner=owner, unfinished=unfinished)
         written = self._write(sql, params) == 1
         if written:
-            self.journal.append(job_id, stored)
+            self._journal(job_id, stored)
         return written
 
     def _update_sql(self, job_id: str, values: dict[str, Any], *, owner: str | None = None,
@@ -360,7 +372,7 @@ class JobStore:
         written = self._write(f"UPDATE jobs SET {sets} WHERE id = ? AND state = ?",
                               [*stored.values(), job_id, JobState(from_state).value]) == 1
         if written:
-            self.journal.append(job_id, stored)
+            self._journal(job_id, stored)
         return written
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -546,7 +558,7 @@ class JobStore:
 
         count = self._immediate(body)
         for job_id, values in written:
-            self.journal.append(job_id, values, new=True)
+            self._journal(job_id, values, new=True)
         return count
 
     def __repr__(self) -> str:
