@@ -74,6 +74,7 @@ def cmd_test(args: list[str]) -> int:
     env = dict(os.environ)
     if ensure_chromium():
         env["FAL_NOTEBOOK_REQUIRE_BROWSER"] = "1"  # installed, so a browser test may not silently skip
+    env.setdefault("FAL_NOTEBOOK_TEST_INSTALL", "1")  # the README's install section, in a fresh venv (~2 min)
     for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_NOTEBOOK_ENDPOINT"):
         env.pop(name, None)  # tests never talk to the real service
     code = subprocess.run([str(PY), "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT, env=env).returncode
