@@ -43,9 +43,18 @@ def ensure_venv(extras: str) -> None:
         return
     say(f"installing fal-notebook[{extras}] into {VENV} (first run only)")
     pip = [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]"], check=True)
+    quiet([*pip, "--upgrade", "pip"])
+    quiet([*pip, "-e", f"{ROOT}[{extras}]"])
     stamp.write_text(digest)
+
+
+def quiet(argv: list[str]) -> None:
+    """Run an install step; its output (setuptools' notes on editable installs, the index's notices) is shown
+    only when it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stdout + done.stderr)
+        sys.exit(f"[run.py] {' '.join(argv[2:4])} failed (exit {done.returncode}); its output is above")
 
 
 def ensure_chromium() -> bool:
