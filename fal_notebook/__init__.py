@@ -18,6 +18,8 @@ _EXPORTS: dict[str, str] = {
     "submit": "jobs", "run": "jobs", "run_async": "jobs", "get": "jobs", "jobs": "jobs", "wait": "jobs",
     "as_completed": "jobs", "resume": "jobs", "manager": "jobs", "Job": "jobs", "JobGroup": "jobs",
     "JobState": "jobs", "JobManager": "jobs", "UNFINISHED": "jobs",
+    # iterating: groups, comparison, export
+    "sweep": "jobs", "compare": "views.compare", "export": "views.export", "read_settings": "views.export",
     # the queue client, for scripts that want fal's calls without the job store
     "QueueClient": "client", "AsyncQueueClient": "client", "RetryPolicy": "client",
     # the extension
@@ -41,6 +43,7 @@ __all__ = [
     "__version__",
     "submit", "run", "run_async", "get", "jobs", "wait", "as_completed", "resume", "manager",
     "Job", "JobGroup", "JobState", "JobManager", "UNFINISHED",
+    "sweep", "compare", "export", "read_settings",
     "QueueClient", "AsyncQueueClient", "RetryPolicy",
     "load_ipython_extension", "unload_ipython_extension",
     "panel",

@@ -275,6 +275,18 @@ def read_max_cost(env: Mapping[str, str] | None = None) -> float | None:
     return value
 
 
+GROUP_LIMIT = 16
+
+
+def _group_limit(env: Mapping[str, str]) -> int:
+    text = env.get("FAL_NOTEBOOK_GROUP_LIMIT", "").strip()
+    if not text:
+        return GROUP_LIMIT
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"FAL_NOTEBOOK_GROUP_LIMIT must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _default_home() -> Path:
     from platformdirs import user_data_dir
 
@@ -291,6 +303,7 @@ class Settings:
     outputs: Path = field(default_factory=lambda: Path("fal_outputs"))
     limits: Limits = field(default_factory=Limits)
     reattach: str = "unfinished"  # a %fal cell run again shows its earlier job: unfinished | finished | off
+    group_limit: int = GROUP_LIMIT  # a group (--n, --sweep) larger than this needs --yes / confirm=True
 
     @property
     def store_path(self) -> Path:
@@ -323,7 +336,8 @@ def key_problem(settings: Settings) -> str | None:
 
 
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
-    """Read key, endpoints, folders (``FAL_NOTEBOOK_HOME``, ``FAL_NOTEBOOK_OUTPUTS``) and limits from the environment."""
+    """Read key, endpoints, folders (``FAL_NOTEBOOK_HOME``, ``FAL_NOTEBOOK_OUTPUTS``), limits and the largest
+    group sent without confirmation (``FAL_NOTEBOOK_GROUP_LIMIT``, default 16) from the environment."""
     env = os.environ if env is None else env
     home = Path(env["FAL_NOTEBOOK_HOME"]).expanduser() if env.get("FAL_NOTEBOOK_HOME") else _default_home()
     outputs = Path(env.get("FAL_NOTEBOOK_OUTPUTS") or "fal_outputs").expanduser()
@@ -331,4 +345,4 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     if reattach not in REATTACH_MODES:
         raise ConfigError(f"FAL_NOTEBOOK_REATTACH={reattach!r} is not one of {', '.join(REATTACH_MODES)}")
     return Settings(key=find_key(env, cwd), endpoints=Endpoints.from_env(env), home=home, outputs=outputs,
-                    limits=Limits.from_env(env), reattach=reattach)
+                    limits=Limits.from_env(env), reattach=reattach, group_limit=_group_limit(env))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ __all__ = [
     "set_default_origin", "reset_for_tests", "model_spec",
     "submit_many", "estimate", "spend", "import_history", "adopt", "search_models",
     "resubmit", "until",
+    "sweep", "select", "check_group_size", "validate_all", "submit_group",
 ]
 
 log = logging.getLogger("fal_notebook")
@@ -223,9 +225,106 @@ def get(ref: str) -> Job:
 
 
 def jobs(model: str | None = None, state: JobState | str | Iterable | None = None, origin: str | None = None,
-         all: bool = False, limit: int | None = None) -> list[Job]:  # noqa: A002 - the public name is `all`
-    """Stored jobs, newest first: this notebook's (or script's) unless ``origin`` or ``all=True``."""
-    return manager().jobs(model=model, state=state, origin=origin, all=all, limit=limit)
+         all: bool = False, limit: int | None = None, *, label: str | None = None,  # noqa: A002 - public name
+         min_rating: int | None = None, text: str | None = None) -> list[Job]:
+    """Stored jobs, newest first: this notebook's (or script's) unless ``origin`` or ``all=True``; ``label``,
+    ``min_rating`` (1..5) and ``text`` (in the id, model, input, label or note) narrow them down."""
+    return manager().jobs(model=model, state=state, origin=origin, all=all, limit=limit, label=label,
+                          min_rating=min_rating, text=text)
+
+
+# -- groups, comparison, export ----------------------------------------------------------------------------------
+def check_group_size(count: int, confirm: bool) -> None:
+    """Refuse a group larger than the configured limit (``FAL_NOTEBOOK_GROUP_LIMIT``, default 16) unless
+    confirmed: a typo in a sweep should not send hundreds of paid requests."""
+    from .config import load_settings
+    from .errors import UsageError
+
+    limit = load_settings().group_limit
+    if count > limit and not confirm:
+        raise UsageError(f"this would send {count} requests, more than the group limit of {limit}; nothing was "
+                         "sent. Add --yes (confirm=True) to send them, or set FAL_NOTEBOOK_GROUP_LIMIT")
+
+
+def validate_all(model: str, requests: list[dict]) -> None:
+    """Check every request of a group before any is sent; one ``ValidationError`` naming each bad one."""
+    from .catalog.validate import validate
+    from .errors import Problem, ValidationError
+
+    spec = model_spec(model)
+    problems: list[Problem] = []
+    for index, arguments in enumerate(requests):
+        try:
+            validate(spec, arguments, probe_videos=False)
+        except ValidationError as exc:
+            label = f"request {index + 1} of {len(requests)}"
+            problems += [Problem(f"{label}: {p.field}", p.message, p.allowed) for p in exc.problems]
+    if problems:
+        raise ValidationError(model, problems)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python values (JSON has no int64)."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        return value.tolist()
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return value.item()
+    return value
+
+
+def submit_group(model: str, requests: list[dict], axes: Iterable[str] = (), *, validate: bool = True,
+                 tags: Iterable[str] = (), confirm: bool = False) -> JobGroup:
+    """Submit prepared requests as one :class:`JobGroup` drawn along ``axes``: every problem of every request
+    is listed before any is sent, then :func:`submit_many` holds the group's estimate against ``max_cost``."""
+    if validate and len(requests) > 1:
+        validate_all(model, requests)
+    return submit_many(model, requests, validate=validate, tags=tags, confirm=confirm, axes=axes)
+
+
+def sweep(model: str, arguments: Mapping[str, Any] | None = None, /, *, axes: Mapping[str, Iterable[Any]],
+          n: int = 1, confirm: bool = False, validate: bool = True, tags: Iterable[str] = (),
+          **fields: Any) -> JobGroup:
+    """One request per combination of ``axes`` (any iterables: ``range``, numpy arrays, lists of prompts),
+    ``n`` variations each (consecutive seeds), shown as one grid. Every combination is validated before
+    anything is sent; groups above the size limit, or whose estimate exceeds ``max_cost``, need ``confirm=True``.
+
+        fal_notebook.sweep("flux-dev", prompt="a fox", axes={"guidance_scale": [2, 3.5, 5],
+                           "num_inference_steps": range(20, 41, 10)})
+    """
+    from .catalog.seeds import expand, group_axes, pick_seed, takes_seed
+    from .errors import UnknownModelError, UsageError
+
+    sweep_axes = []
+    for name, values in axes.items():
+        listed = [_plain(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
+        if not listed:
+            raise UsageError(f"sweep axis {name!r} has no values")
+        sweep_axes.append((name, listed))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UsageError(f"n must be a whole number of at least 1, got {n!r}")
+    base = {k: _plain(v) for k, v in {**(arguments or {}), **fields}.items()}
+    count = n * math.prod(len(values) for _, values in sweep_axes)
+    check_group_size(count, confirm)
+    try:
+        spec = model_spec(model)
+    except UnknownModelError:
+        spec = None
+    seeded = spec is not None and takes_seed(spec)
+    first = pick_seed(spec, n) if seeded and "seed" not in base else None
+    requests = expand(base, sweep_axes, n, first, seeded)
+    names = group_axes([name for name, _ in sweep_axes], n, seeded)
+    return submit_group(model, requests, names, validate=validate, tags=tags, confirm=confirm)
+
+
+def select(ids: Iterable[str] = (), *, tags: Iterable[str] = (), labels: Iterable[str] = (),
+           min_rating: int | None = None) -> list[Job]:
+    """Jobs by id, or from the whole history, kept when they have every tag, one of the labels and the
+    rating asked for (export's selection)."""
+    tags, labels = set(tags), set(labels)
+    found = [get(i) for i in ids] if ids else jobs(all=True, min_rating=min_rating)
+    return [job for job in found
+            if tags <= set(job.tags) and (not labels or job.label_text in labels)
+            and (min_rating is None or (job.rating or 0) >= min_rating)]
 
 
 def wait(jobs: Iterable[Job] | None = None, timeout: float | None = None) -> list[Job]:

@@ -96,11 +96,13 @@ def test_cell_body_that_is_not_a_mapping_is_the_prompt(shell, emulator):
     assert emulated_inputs(emulator)[0]["prompt"] == "A cat: sitting on a mat,\nwith $dollars and {braces}"
 
 
-def test_sweep_returns_a_group_with_one_card_per_job(shell, published, emulator):
+def test_sweep_returns_a_group_shown_as_one_strip(shell, published, emulator):
     group = run(shell, "%fal nbp a lighthouse --sweep aspect_ratio=1:1,16:9,9:16").result
     assert len(group) == 3 and group.wait(timeout=30).done
     assert sorted(a["aspect_ratio"] for a in emulated_inputs(emulator)) == ["16:9", "1:1", "9:16"]
-    assert len({o["transient"]["display_id"] for o in published}) == 3
+    assert len({o["transient"]["display_id"] for o in published}) == 1  # one output for the whole group
+    html = published[0]["data"]["text/html"]
+    assert html.count('class="fal-tile"') == 3 and "aspect_ratio=16:9" in html
 
 
 def test_wait_resends_final_cards_from_the_current_cell(shell, published, monkeypatch):

@@ -90,9 +90,9 @@ def test_quickstart_runs_headless_and_keeps_light_thumbnails_in_the_right_cells(
     assert len(plain) == 1 and plain[0].startswith("fal job ") and "COMPLETED" in plain[0]
     assert "base64" not in plain[0] and "fal_outputs/" in plain[0]
     sweep_html = cell_html(find(nb, "--sweep aspect_ratio=1:1,16:9,9:16"))
-    assert len(sweep_html) == 3  # one output per job, each updated in place
-    assert [re.findall(r'class="fal-variant"[^>]*>([^<]*)<', h) for h in sweep_html] == [
-        ["aspect_ratio=1:1"], ["aspect_ratio=16:9"], ["aspect_ratio=9:16"]]
+    assert len(sweep_html) == 1  # one output for the group, updated in place
+    assert re.findall(r'<div style="[^"]*">(aspect_ratio=[^<]*)<', sweep_html[0]) == [
+        "aspect_ratio=1:1", "aspect_ratio=16:9", "aspect_ratio=9:16"]
     sweep = thumbs(sweep_html)
     assert [round(ratio(s), 2) for s in sweep] == [1.0, round(16 / 9, 2), round(9 / 16, 2)]
     assert len(thumbs(cell_html(find(nb, "%%fal nano-banana-pro/edit")))) == 1
@@ -114,3 +114,28 @@ def test_quickstart_runs_headless_and_keeps_light_thumbnails_in_the_right_cells(
     assert shown >= 7
     assert path.stat().st_size <= MAX_BYTES_PER_IMAGE * shown
     assert all(len(b64) <= MAX_BYTES_PER_IMAGE for b64 in re.findall(r"base64,([A-Za-z0-9+/=]+)", text))
+
+
+ITERATION = ROOT / "notebooks" / "prompt-iteration.ipynb"
+
+
+def test_prompt_iteration_notebook_runs_top_to_bottom_and_keeps_the_grid(tmp_path):
+    import nbformat
+
+    assert all(not c.get("outputs") for c in nbformat.read(ITERATION, as_version=4).cells if c.cell_type == "code")
+    copy = tmp_path / "prompt-iteration.ipynb"
+    shutil.copy(ITERATION, copy)
+    with EmulatorServer(scenario="fast") as server:
+        execute(copy, kernel_env(server, tmp_path), timeout=180)
+    saved = nbformat.read(copy, as_version=4)  # what the saved file holds, read back from disk
+    errors = [o for c in saved.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors, errors
+    grid = [h for h in cell_html(find(saved, "--sweep num_inference_steps=12,28")) if "fal-grid" in h]
+    assert len(grid) == 1  # one output for the whole group
+    assert grid[0].count('class="fal-tile"') == 4 and grid[0].count("data:image/jpeg;base64,") == 4
+    assert re.findall(r'class="fal-row"[^>]*>([^<]*)<', grid[0]) == ["num_inference_steps=12",
+                                                                    "num_inference_steps=28"]
+    assert re.findall(r'class="fal-col"[^>]*>([^<]*)<', grid[0]) == ["guidance_scale=2.0", "guidance_scale=5.0"]
+    lineage = "".join(cell_html(find(saved, "%fal lineage")))
+    assert lineage.count('class="fal-lineage-node"') == 3
+    assert (tmp_path / "exported" / "contact-sheet.png").exists()

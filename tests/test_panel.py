@@ -63,7 +63,9 @@ def test_submit_runs_the_job_its_record_goes_live_then_into_the_gallery(panel, e
     p = panel()
     (job,) = submit(p, wait_for, "nano-banana-pro", {"prompt": "a red fox", "aspect_ratio": "16:9"})
     record = finished(p, wait_for, job)
-    assert [j.arguments for j in emulator.jobs.values()] == [{"prompt": "a red fox", "aspect_ratio": "16:9"}]
+    (sent,) = [dict(j.arguments) for j in emulator.jobs.values()]
+    assert sent.pop("seed") == job.seed  # the client picks a seed for a model that takes one (job.seed)
+    assert sent == {"prompt": "a red fox", "aspect_ratio": "16:9"}
     assert record["state"] == "COMPLETED" and record["done"] and record["thumb"] == "image" and record["files"] == 1
     assert record["model"] == "nano-banana-pro" and record["prompt"] == "a red fox" and record["mine"]
     row = wait_for(lambda: next(r for r in p.board.jobs if r["id"] == job.id and r["state"] == "COMPLETED"))
@@ -143,7 +145,8 @@ def test_use_as_input_fills_the_media_field_or_offers_the_edit_model(panel, emul
     (edit,) = wait_for(lambda: [j for j in p.jobs if j.id != job.id] or None)
     finished(p, wait_for, edit)
     assert [r["id"] for r in p.board.items] == [edit.id, job.id]  # newest first
-    request = [j.arguments for j in emulator.jobs.values()][-1]
+    request = dict([j.arguments for j in emulator.jobs.values()][-1])
+    assert isinstance(request.pop("seed"), int)  # the client picks a seed for a model that takes one (job.seed)
     assert request == {"prompt": "make it snow", "image_urls": [url]}
 
 

@@ -28,6 +28,7 @@ def test_panel_notebook_chains_three_models_headless(tmp_path):
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert errors == []
     (fox, edit, video) = [arguments for _, arguments in sent]
+    assert isinstance(fox.pop("seed"), int)  # the client picks a seed for a model that takes one (job.seed)
     assert fox == {"prompt": "a red fox in fresh snow, golden hour", "aspect_ratio": "16:9"}
     assert edit["prompt"] == "the same fox as a watercolour painting" and len(edit["image_urls"]) == 1
     assert edit["image_urls"][0].startswith(server.url)

@@ -156,8 +156,20 @@ def test_call_options_n_sweep_wait_tags() -> None:
     assert result.sweep == (("aspect_ratio", ("1:1", "16:9")), ("seed", (1, 2)))
     expanded = result.expand()
     assert len(expanded) == 2 * 2 * 2
-    assert {(a["aspect_ratio"], a["seed"]) for a in expanded} == {("1:1", 1), ("1:1", 2), ("16:9", 1), ("16:9", 2)}
+    # each swept seed starts its own run of --n consecutive seeds
+    assert [(a["aspect_ratio"], a["seed"]) for a in expanded] == [
+        ("1:1", 1), ("1:1", 2), ("1:1", 2), ("1:1", 3), ("16:9", 1), ("16:9", 2), ("16:9", 2), ("16:9", 3)]
     assert all(a["prompt"] == "x" for a in expanded)
+
+
+def test_n_gives_consecutive_seeds_from_the_given_or_first_seed() -> None:
+    assert [a["seed"] for a in call("x --n 3 --seed 41").expand()] == [41, 42, 43]
+    assert [a["seed"] for a in call("x --n 3").expand(first_seed=7)] == [7, 8, 9]
+    sweep = call("x --sweep aspect_ratio=1:1,16:9 --yes")
+    assert sweep.yes and sweep.size == 2 and sweep.axes == ("aspect_ratio",)
+    assert [a["seed"] for a in sweep.expand(first_seed=5)] == [5, 5]  # a sweep compares one field at a time
+    assert call("x --n 2 --sweep aspect_ratio=1:1,16:9").axes == ("aspect_ratio", "seed")
+    assert call("x --n 2 --sweep aspect_ratio=1:1,16:9").size == 4
 
 
 def test_expand_without_sweep_repeats_n_times() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import FalError, UsageError, one_line
 from ..parsers import SUBCOMMANDS, FalArgumentParser
-from . import account, commands, jobs
+from . import account, commands, iterate, jobs
 from .exit_codes import EXIT_CODE_TEXT, EXIT_CODES, INTERNAL, INTERRUPTED, exit_code
 from .output import emit, say, scrub
 
@@ -53,6 +53,14 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "spend": account.cmd_spend,
     "import-history": account.cmd_import_history,
     "adopt": account.cmd_adopt,
+    "rerun": iterate.cmd_rerun,
+    "export": iterate.cmd_export,
+    "compare": iterate.cmd_compare,
+    "lineage": iterate.cmd_lineage,
+    "code": iterate.cmd_code,
+    "rate": iterate.cmd_judge,
+    "label": iterate.cmd_judge,
+    "note": iterate.cmd_judge,
 }
 
 

@@ -258,7 +258,8 @@ def cmd_list(command: Any) -> int:
         state = command.state.strip().upper()
         if state not in JobState.__members__:
             raise UsageError(f"unknown state {command.state!r}; choose from {', '.join(JobState.__members__)}")
-    found = manager().jobs(model=command.model, state=state, all=command.all, limit=command.limit)
+    found = manager().jobs(model=command.model, state=state, all=command.all, limit=command.limit,
+                           label=command.label, min_rating=command.min_rating, text=command.text)
     emit({"jobs": [job_record(j) for j in found], "count": len(found)})
     return 0
 

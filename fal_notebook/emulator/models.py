@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from fal_notebook import catalog
 from fal_notebook.catalog import ModelSpec
 from fal_notebook.catalog.openapi import openapi_from_spec
+from fal_notebook.catalog.seeds import returns_seed
 from fal_notebook.emulator import render
 from fal_notebook.emulator.blobs import BlobStore
 from fal_notebook.emulator.extra_models import EXTRA_MODEL_IDS, extra_openapi
@@ -169,7 +170,7 @@ def _images(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore, s
     prompt = str(arguments.get("prompt", ""))
     images = []
     for index in range(max(1, min(int(arguments.get("num_images") or 1), 8))):
-        data, content_type = render.render_image(width, height, fmt, prompt, index + seed % 7)
+        data, content_type = render.render_image(width, height, fmt, prompt, index, seed)
         ext = "jpg" if content_type == "image/jpeg" else content_type.split("/")[1]
         entry = _media(store, f"output_{index}.{ext}", data, content_type)
         images.append({**entry, "width": width, "height": height})
@@ -215,13 +216,16 @@ def _auto_source_size(model: EmulatedModel, arguments: dict[str, Any], store: Bl
 
 def make_output(model: EmulatedModel, arguments: dict[str, Any], store: BlobStore, run_s: float) -> dict[str, Any]:
     """The model's result JSON with media URLs relative to the emulator (``/media/...``)."""
-    seed = int(arguments.get("seed") if isinstance(arguments.get("seed"), int) else random.randrange(2**32))
+    given = arguments.get("seed")
+    seed = given if isinstance(given, int) and not isinstance(given, bool) else random.randrange(2**31)
+    # the seed comes back only where the real model's output has one (FLUX: yes; nano-banana, Kling: no)
+    echo = {"seed": seed} if model.spec is None or returns_seed(model.spec) else {}
     if model.output == "video":
-        return {"video": _media(store, "output.mp4", render.sample_mp4(), "video/mp4"), "seed": seed}
+        return {"video": _media(store, "output.mp4", render.sample_mp4(), "video/mp4"), **echo}
     images = _images(model, arguments, store, seed)
     if "nano-banana" in model.endpoint_id:
-        return {"images": images, "description": ""}
-    return {"images": images, "timings": {"inference": round(run_s, 3)}, "seed": seed,
+        return {"images": images, "description": "", **echo}
+    return {"images": images, "timings": {"inference": round(run_s, 3)}, **echo,
             "has_nsfw_concepts": [False] * len(images), "prompt": str(arguments.get("prompt", ""))}
 
 

@@ -59,13 +59,43 @@ def image_size_for(arguments: dict[str, Any], source: tuple[int, int] | None = N
     return long_side, long_side
 
 
-def render_image(width: int, height: int, fmt: str, text: str, index: int = 0) -> tuple[bytes, str]:
-    """A gradient labelled with ``text`` (via :func:`fal_notebook.media.make_test_image`): (bytes, type)."""
+def render_image(width: int, height: int, fmt: str, text: str, index: int = 0,
+                 seed: int | None = None) -> tuple[bytes, str]:
+    """A gradient labelled with ``text`` (via :func:`fal_notebook.media.make_test_image`): (bytes, type).
+
+    With a ``seed``, coloured shapes placed by that seed (and the image's index) cover it, so variations of
+    one prompt look different at a glance, and the same seed draws the same picture, as a real model would."""
     from fal_notebook.media import make_test_image
 
     pil_format, content_type = IMAGE_FORMATS.get(fmt.lower(), IMAGE_FORMATS["png"])
     label = f"fal emulator #{index + 1} {width}x{height} {text[:120]}"
-    return make_test_image(width, height, pil_format.lower(), label), content_type
+    data = make_test_image(width, height, pil_format.lower(), label)
+    if seed is None:
+        return data, content_type
+    return _with_shapes(data, pil_format, seed * 16 + index, f"seed {seed}"), content_type
+
+
+def _with_shapes(data: bytes, pil_format: str, seed: int, caption: str) -> bytes:
+    import io
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    width, height = image.size
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(max(2, min(width, height) // 10), max(3, min(width, height) // 3))
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape([x - r, y - r, x + r, y + r], fill=colour)
+    draw.text((8, max(0, height - 20)), caption, fill=(255, 255, 255))
+    out = io.BytesIO()
+    image.save(out, pil_format)
+    return out.getvalue()
 
 
 @functools.lru_cache(maxsize=1)

@@ -42,9 +42,9 @@ class Presenter:
 
     def present(self, obj: Any) -> list[render.LiveCard]:
         cards = render.show(obj, live=self.kernel)
-        self._shown.update(card.job.id for card in cards)
+        self._shown.update(job.id for card in cards for job in card.jobs)
         if not self.kernel:
-            render.mark_announced(card.job for card in cards)
+            render.mark_announced(job for card in cards for job in card.jobs)
         return cards
 
     def display_job(self, obj: Any) -> None:

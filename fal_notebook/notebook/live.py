@@ -27,11 +27,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..views.card_data import THUMB_BYTES, THUMB_SIDE, card_data, group_variants, state_name, thumbnail_uri
+from ..views.card_data import THUMB_BYTES, THUMB_SIDE, card_data, state_name, thumbnail_uri
+from ..views.group import group_data, group_html, group_text
 from ..views.html import card_html, card_text
 
 __all__ = [
-    "JobCard", "LiveCard", "card_data", "display_id", "jobs_of", "show", "thumbnail_uri", "resend_final", "finished_unannounced", "mark_announced",
+    "JobCard", "GroupCard", "LiveCard", "LiveGroup", "card_data", "display_id", "jobs_of", "show",
+    "thumbnail_uri", "resend_final", "finished_unannounced", "mark_announced",
     "notice", "THUMB_SIDE", "THUMB_BYTES", "BLOCKED_AFTER",
 ]
 
@@ -61,6 +63,49 @@ class JobCard:
 
     def __repr__(self) -> str:
         return card_text(card_data(self.job.snapshot(), self.variant))
+
+
+class GroupCard:
+    """A static picture of a group: one strip or labelled grid of tiles (``text/html``) plus ``text/plain``.
+
+    ``axes`` names the varying fields in order (rows, columns, pages); by default the fields that differ."""
+
+    def __init__(self, jobs: Iterable[Any], axes: Iterable[str] | None = None) -> None:
+        self.jobs = list(jobs)
+        self.axes = tuple(axes) if axes else None
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        data = group_data([job.snapshot() for job in self.jobs], self.axes)
+        return {"text/html": group_html(data), "text/plain": group_text(data)}
+
+    def __repr__(self) -> str:
+        return group_text(group_data([job.snapshot() for job in self.jobs], self.axes))
+
+
+class _Group:
+    """A group followed as one thing: done when every job is, changed when any job changes."""
+
+    def __init__(self, jobs: list[Any]) -> None:
+        self.jobs = jobs
+
+    @property
+    def id(self) -> str:
+        """Stable for the same jobs (so the group's display id is too), short however large the group."""
+        import hashlib
+
+        return "group-" + hashlib.sha256(",".join(job.id for job in self.jobs).encode()).hexdigest()[:16]
+
+    done = property(lambda self: all(job.done for job in self.jobs))
+    state = property(lambda self: " ".join(state_name(job.state) for job in self.jobs))
+
+    def on_change(self, callback: Any) -> Any:
+        unsubscribes = [job.on_change(callback) for job in self.jobs if not job.done]
+
+        def unsubscribe() -> None:
+            for undo in unsubscribes:
+                undo()
+
+        return unsubscribe
 
 
 class LiveCard:
@@ -111,7 +156,12 @@ class LiveCard:
             _CARDS.append(self)
         return self
 
-    def _card(self) -> JobCard:
+    @property
+    def jobs(self) -> list[Any]:
+        """The jobs this output shows."""
+        return [self.job]
+
+    def _card(self) -> Any:
         return JobCard(self.job, self.variant)
 
     def _changed(self) -> None:
@@ -189,16 +239,33 @@ def display_id(job: Any) -> str:
     return f"fal-job-{job.id}"
 
 
+class LiveGroup(LiveCard):
+    """A whole group as ONE output (one display id), redrawn in place as any of its jobs moves; redraws coalesce
+    like a card's, so a 16-job sweep finishing at once is a handful of updates, not 16 × its states."""
+
+    def __init__(self, jobs: Iterable[Any], *, live: bool = True, axes: Iterable[str] | None = None) -> None:
+        super().__init__(_Group(list(jobs)), live=live)
+        self.axes = tuple(axes) if axes else None
+
+    @property
+    def jobs(self) -> list[Any]:
+        return list(self.job.jobs)
+
+    def _card(self) -> GroupCard:
+        return GroupCard(self.job.jobs, self.axes)
+
+
 def jobs_of(obj: Any) -> list[Any]:
     return list(obj) if isinstance(obj, list | tuple) else [obj]
 
 
 def show(obj: Any, *, live: bool = True) -> list[LiveCard]:
-    """Display one card (one output, its own display id) per job of a ``Job`` or a ``JobGroup``; ``live``
-    follows them (inside a kernel). A group's cards say what differs: ``aspect_ratio=9:16``, ``#2 of 3``."""
+    """Display a ``Job`` as one card, or a ``JobGroup`` as ONE output (a strip or a labelled grid of tiles);
+    ``live`` follows them (inside a kernel). A group's ``axes`` (when it has them) order its rows and columns."""
     jobs = jobs_of(obj)
-    variants = group_variants(jobs) if len(jobs) > 1 else [()] * len(jobs)
-    return [LiveCard(job, live=live, variant=variant).show() for job, variant in zip(jobs, variants, strict=True)]
+    if len(jobs) > 1:
+        return [LiveGroup(jobs, live=live, axes=getattr(obj, "axes", None)).show()]
+    return [LiveCard(job, live=live).show() for job in jobs]
 
 
 def resend_final(jobs: Iterable[Any] | None = None) -> int:
@@ -209,7 +276,7 @@ def resend_final(jobs: Iterable[Any] | None = None) -> int:
         cards = list(_CARDS)
     sent = 0
     for card in cards:
-        if id(card.job) in wanted or (card.job.done and not card.final_sent):
+        if any(id(job) in wanted for job in card.jobs) or (card.job.done and not card.final_sent):
             card.resend()
             sent += 1
     _prune()
@@ -229,7 +296,8 @@ def finished_unannounced() -> list[Any]:
             card.announced = True
     seen: dict[int, Any] = {}
     for card in cards:
-        seen.setdefault(id(card.job), card.job)
+        for job in card.jobs:
+            seen.setdefault(id(job), job)
     return list(seen.values())
 
 
@@ -238,7 +306,7 @@ def mark_announced(jobs: Iterable[Any]) -> None:
     ids = {getattr(job, "id", None) for job in jobs if job.done}
     with _CARDS_LOCK:
         for card in _CARDS:
-            if getattr(card.job, "id", None) in ids:
+            if all(getattr(job, "id", None) in ids for job in card.jobs):
                 card.announced = True
 
 

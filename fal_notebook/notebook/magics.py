@@ -55,6 +55,14 @@ class FalMagics(Magics):
             "import-history": self.handle_import_history,
             "adopt": self.handle_adopt,
             "panel": self.handle_panel,
+            "compare": self.handle_compare,
+            "rerun": self.handle_rerun,
+            "lineage": self.handle_lineage,
+            "code": self.handle_code,
+            "export": self.handle_export,
+            "rate": self.handle_judge,
+            "label": self.handle_judge,
+            "note": self.handle_judge,
         }
 
     @no_var_expand
@@ -69,6 +77,8 @@ class FalMagics(Magics):
         %fal models [TEXT] [--category C] | estimate MODEL prompt [--field v] | spend [--since 7d] [--all]
         %fal config max_cost=2.50 | import-history [--model M] [--since 7d] | adopt REQUEST_ID --model M
         %fal panel [MODEL]   (a form, this notebook's live jobs and a gallery; fal_notebook.panel() in Python)
+        %fal compare ID ID… | rerun ID [--field v] | lineage ID | code ID [--python] | rate ID N | label ID L
+        %fal note ID TEXT | export [ID…] [--tag T] [--label L] DIR | jobs --label L --min-rating N
         """
         from .. import jobs
 
@@ -91,22 +101,22 @@ class FalMagics(Magics):
         """Submit one request (or a group for --n / --sweep), show a card per job, return the Job/JobGroup."""
         from .. import jobs
 
-        requests = call.expand()
-        if len(requests) > 1 and call.validate:
-            _validate_all(call.model, requests)  # a bad sweep value sends nothing, not half the sweep
-        key = self.presenter.cells.key(call.model, requests)
+        jobs.check_group_size(call.size, call.yes)  # before anything is sent
+        key = self.presenter.cells.key(call.model, call.expand())  # before a seed is picked: the cell's own request
         earlier = None if call.new or key is None else _earlier_run(key)
         if earlier is not None:
             return self._show_again(earlier, call)
+        first_seed = _first_seed(call) if call.size > 1 else None
+        requests = call.expand(first_seed)
         if len(requests) == 1:  # over max_cost: refused with the estimate, nothing sent (unless --yes)
-            submitted = [jobs.submit(call.model, requests[0], validate=call.validate, tags=call.tags,
-                                     confirm=call.yes)]
-        else:  # the group's estimate is held against max_cost before the first request is sent
-            submitted = list(jobs.submit_many(call.model, requests, validate=call.validate, tags=call.tags,
-                                              confirm=call.yes))
+            result = jobs.submit(call.model, requests[0], validate=call.validate, tags=call.tags, confirm=call.yes)
+            submitted = [result]
+        else:  # every request is validated, and the group's estimate held against max_cost, before any is sent
+            result = jobs.submit_group(call.model, requests, call.axes, validate=call.validate, tags=call.tags,
+                                       confirm=call.yes)
+            submitted = list(result)
         if key is not None:
             _remember_run(key, submitted)
-        result = submitted[0] if len(submitted) == 1 else jobs.JobGroup(submitted)
         if call.wait:
             self.presenter.wait_for(submitted, result)
         else:
@@ -117,7 +127,7 @@ class FalMagics(Magics):
         """The cell ran before and its job for this request stands: show that job instead of paying twice."""
         from .. import jobs
 
-        result = found[0] if len(found) == 1 else jobs.JobGroup(found)
+        result = found[0] if len(found) == 1 else jobs.JobGroup(found, axes=call.axes)
         ids = ", ".join(f"{j.id[:6]}…" for j in found)
         running = any(not j.done for j in found)
         what = "is still running" if running else "finished (FAL_NOTEBOOK_REATTACH=finished)"
@@ -135,7 +145,8 @@ class FalMagics(Magics):
     def handle_jobs(self, cmd: Any) -> Any:
         from .. import jobs
 
-        found = jobs.jobs(model=cmd.model, state=cmd.state, all=cmd.all, limit=cmd.limit)
+        found = jobs.jobs(model=cmd.model, state=cmd.state, all=cmd.all, limit=cmd.limit, label=cmd.label,
+                          min_rating=cmd.min_rating, text=cmd.text)
         title = "all jobs" if cmd.all else "this notebook's jobs"
         return job_table(f"{title}: {len(found)}", [job.snapshot() for job in found])
 
@@ -263,6 +274,89 @@ class FalMagics(Magics):
 
         return panel(cmd.model)
 
+    # --- iterating ---------------------------------------------------------------------------------------
+
+    def handle_compare(self, cmd: Any) -> Any:
+        from .. import jobs
+        from ..views.compare import compare
+
+        if len(cmd.ids) < 2:
+            raise UsageError("%fal compare needs two or more job ids")
+        return compare([jobs.get(i) for i in cmd.ids])
+
+    def handle_rerun(self, cmd: Any) -> Any:
+        """The job again (same model, input, seed); ``--field v`` and prompt words change it."""
+        from .. import jobs
+        from ..parsers import build_model_call
+
+        job = jobs.get(cmd.id)
+        call = build_model_call(jobs.model_spec(job.model), list(cmd.changes), namespace=self.shell.user_ns)
+        if call.size > 1:
+            raise UsageError("%fal rerun makes one job; use --n / --sweep on a %fal MODEL line")
+        new = job.rerun(tags=[*job.tags, *call.tags] if call.tags else None,
+                        validate=None if call.validate else False, confirm=call.yes, **dict(call.arguments))
+        if call.wait:
+            self.presenter.wait_for([new], new)
+        else:
+            self.presenter.present(new)
+        return new
+
+    def handle_lineage(self, cmd: Any) -> Any:
+        from .. import jobs
+        from ..views.lineage import Lineage, lineage_nodes
+
+        return Lineage(lineage_nodes(jobs.get(cmd.id), lambda job, up: job.links(up)))
+
+    def handle_code(self, cmd: Any) -> Message:
+        """Put the ``%fal`` line (or the Python call) that makes the job again into the next cell."""
+        from .. import jobs
+        from ..parsers import magic_line
+
+        job = jobs.get(cmd.id)
+        code = job.code() if cmd.python else magic_line(jobs.model_spec(job.model), _with_seed(job))
+        self.shell.set_next_input(code, replace=False)
+        return Message(f"the next cell makes job {job.id} again")
+
+    def handle_export(self, cmd: Any) -> Any:
+        from .. import jobs
+        from ..views.export import export
+
+        found = jobs.select(cmd.ids, tags=cmd.tags, labels=cmd.labels, min_rating=cmd.min_rating)
+        if not found:
+            raise UsageError("no job matches; `%fal jobs --all` lists them")
+        return Message(repr(export(found, cmd.directory)))
+
+    def handle_judge(self, cmd: Any) -> Message:
+        from .. import jobs
+
+        job = jobs.get(cmd.id)
+        if cmd.command == "rate":
+            if not cmd.value.strip().isdigit():
+                raise UsageError(f"%fal rate ID N: N is 1..5, got {cmd.value!r}")
+            job.rate(int(cmd.value))
+        else:
+            getattr(job, cmd.command)(cmd.value)
+        return Message(f"job {job.id}: {cmd.command} kept")
+
+
+def _first_seed(call: Any) -> int | None:
+    """One random first seed per group (a sweep compares the swept fields at the same seed)."""
+    from .. import jobs
+    from ..catalog.seeds import pick_seed
+
+    if not call.seeded or "seed" in call.arguments:
+        return None
+    return pick_seed(jobs.model_spec(call.model), call.n)
+
+
+def _with_seed(job: Any) -> dict:
+    from ..runtime.variations import plain_inputs
+
+    arguments = plain_inputs(job.arguments)
+    if job.seed is not None:
+        arguments["seed"] = job.seed
+    return arguments
+
 
 def _price(endpoint_id: str) -> Any:
     """fal's listed price for the model, or ``None`` when the price list cannot be read (offline, no key)."""
@@ -323,11 +417,3 @@ def _set_setting(pair: str) -> None:
     read_max_cost({variable: value})  # a bad amount is refused before it is kept
     os.environ[variable] = value.strip()
 
-
-def _validate_all(model: str, requests: list[dict]) -> None:
-    from .. import jobs
-    from ..catalog.validate import validate
-
-    spec = jobs.model_spec(model)
-    for arguments in requests:
-        validate(spec, arguments, probe_videos=False)

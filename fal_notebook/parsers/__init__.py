@@ -15,10 +15,10 @@ from .grammar import (
     parse_magic_line,
     split_line,
 )
-from .model_call import ModelCall, build_model_call, coerce_value, model_usage
+from .model_call import ModelCall, build_model_call, coerce_value, magic_line, model_usage
 
 __all__ = [
     "FalArgumentParser", "Subcommand", "SUBCOMMANDS", "ModelCall", "parse_magic_line", "parse_cell",
     "build_model_call", "coerce_value", "split_line", "parse_cell_body", "interpolate", "model_usage",
-    "magic_parser", *_commands,
+    "magic_parser", "magic_line", *_commands,
 ]

@@ -13,6 +13,7 @@ __all__ = [
     "SubmitCommand", "PollCommand", "DataUriCommand", "EmulatorCommand", "EstimateCommand", "SpendCommand",
     "ImportHistoryCommand", "AdoptCommand",
     "ResubmitCommand",
+    "CompareCommand", "RerunCommand", "LineageCommand", "CodeCommand", "ExportCommand", "JudgeCommand",
 ]
 
 
@@ -23,6 +24,9 @@ class JobsCommand:
     model: str | None = None
     state: str | None = None
     limit: int | None = None
+    label: str | None = None
+    min_rating: int | None = None
+    text: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,3 +176,46 @@ class AdoptCommand:
     command: Literal["adopt"] = "adopt"
     request_id: str
     model: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareCommand:
+    command: Literal["compare"] = "compare"
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerunCommand:
+    command: Literal["rerun"] = "rerun"
+    id: str
+    changes: tuple[str, ...] = ()  # ``--field value`` / prompt words, typed later by the job's model schema
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineageCommand:
+    command: Literal["lineage"] = "lineage"
+    id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodeCommand:
+    command: Literal["code"] = "code"
+    id: str
+    python: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportCommand:
+    command: Literal["export"] = "export"
+    ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    min_rating: int | None = None
+    directory: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeCommand:
+    command: Literal["rate", "label", "note"] = "rate"
+    id: str
+    value: str

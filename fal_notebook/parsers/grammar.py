@@ -26,17 +26,23 @@ from .commands import (
     AdoptCommand,
     CancelCommand,
     CheckKeyCommand,
+    CodeCommand,
+    CompareCommand,
     ConfigCommand,
     DataUriCommand,
     EmulatorCommand,
     EstimateCommand,
+    ExportCommand,
     HistoryCommand,
     ImportHistoryCommand,
     InfoCommand,
     JobsCommand,
+    JudgeCommand,
+    LineageCommand,
     ModelsCommand,
     PanelCommand,
     PollCommand,
+    RerunCommand,
     ResubmitCommand,
     ResultCommand,
     ResumeCommand,
@@ -142,6 +148,9 @@ def _jobs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="Only jobs of this model (endpoint id or alias).")
     p.add_argument("--state", help="Only jobs in this state, e.g. IN_PROGRESS or COMPLETED.")
     p.add_argument("--limit", type=int, metavar="N", help="At most N jobs, newest first.")
+    p.add_argument("--label", help="Only jobs with this label (job.label(...)).")
+    p.add_argument("--min-rating", type=int, metavar="N", help="Only jobs rated N (1..5) or better.")
+    p.add_argument("--text", help="Only jobs whose id, model, input, label or note contains this text.")
 
 
 def _cancel_args(p: argparse.ArgumentParser) -> None:
@@ -234,6 +243,50 @@ def _emulator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="normal", help="fast, normal, slow, or a fault such as rate_limit.")
 
 
+def _rerun_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ref", metavar="ID", help="The job to run again: same model, input and seed.")
+    p.add_argument("changes", nargs=argparse.REMAINDER, metavar="--field value",
+                   help="Fields to change (prompt words replace the prompt), and --wait, --tag T.")
+
+
+def _export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tag", dest="tags", action="append", default=[], help="Jobs with this tag (repeatable).")
+    p.add_argument("--label", dest="labels", action="append", default=[], help="Jobs with this label (repeatable).")
+    p.add_argument("--min-rating", type=int, metavar="N", help="Jobs rated N (1..5) or better.")
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _export_options(p)
+    p.add_argument("items", nargs=argparse.REMAINDER, metavar="[ID …] DIR",
+                   help="Jobs to export (none: every job matching --tag / --label / --min-rating), then the folder.")
+
+
+def _export(ns: argparse.Namespace) -> ExportCommand:
+    # options may come between the ids and the folder: parse what followed the first id once more, intermixed
+    inner = FalArgumentParser(prog="export", add_help=False)
+    _export_options(inner)
+    inner.add_argument("items", nargs="*")
+    rest = inner.parse_intermixed_args(ns.items)
+    ns.tags, ns.labels = ns.tags + rest.tags, ns.labels + rest.labels
+    ns.min_rating = rest.min_rating if rest.min_rating is not None else ns.min_rating
+    if not rest.items:
+        raise UsageError("export: the folder to write to is missing: %fal export [ID …] [--tag T] DIR")
+    *ids, directory = rest.items
+    if not (ids or ns.tags or ns.labels or ns.min_rating is not None):
+        raise UsageError("export: say which jobs: IDs, --tag T, --label L or --min-rating N, then the folder")
+    return ExportCommand(ids=tuple(ids), tags=tuple(ns.tags), labels=tuple(ns.labels), min_rating=ns.min_rating,
+                         directory=directory)
+
+
+def _judge(name: str, what: str) -> Subcommand:
+    def configure(p: argparse.ArgumentParser) -> None:
+        p.add_argument("ref", metavar="ID", help="The job.")
+        p.add_argument("value", nargs="+", metavar=what.upper(), help=f"The {what}.")
+
+    return Subcommand(name, f"Set a job's {what}, kept in the job store.", configure,
+                      lambda ns: JudgeCommand(command=name, id=ns.ref, value=" ".join(ns.value)))
+
+
 def _fields(cls: type, ns: argparse.Namespace, **extra: Any) -> Any:
     names = set(cls.__dataclass_fields__) - {"command"}
     values = {k: v for k, v in vars(ns).items() if k in names}
@@ -301,6 +354,23 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                    _import_args, lambda ns: _fields(ImportHistoryCommand, ns)),
         Subcommand("adopt", "Follow a request made from another tool, by its request id.", _adopt_args,
                    lambda ns: _fields(AdoptCommand, ns)),
+        Subcommand("compare", "Show jobs side by side, the fields that differ highlighted.",
+                   lambda p: p.add_argument("ids", nargs="+", metavar="ID", help="Two or more jobs."),
+                   lambda ns: CompareCommand(ids=tuple(ns.ids))),
+        Subcommand("rerun", "Run a job again: same model, input and seed, plus the changes given.", _rerun_args,
+                   lambda ns: RerunCommand(id=ns.ref, changes=tuple(ns.changes))),
+        Subcommand("lineage", "Draw the chain of jobs whose results led to this one, and what came of it.",
+                   lambda p: p.add_argument("ref", metavar="ID", help="The job."),
+                   lambda ns: LineageCommand(id=ns.ref)),
+        Subcommand("code", "The %%fal line (or with --python the Python call) that makes this job again.",
+                   lambda p: (p.add_argument("ref", metavar="ID", help="The job."),
+                              p.add_argument("--python", action="store_true", help="The Python call instead.")),
+                   lambda ns: CodeCommand(id=ns.ref, python=ns.python)),
+        Subcommand("export", "Write results with their settings embedded, a contact sheet and prompts.jsonl.",
+                   _export_args, _export),
+        _judge("rate", "rating (1..5)"),
+        _judge("label", "label"),
+        _judge("note", "note"),
     ]
 }
 
@@ -324,7 +394,7 @@ def magic_parser(name: str) -> FalArgumentParser:
 
 
 MAGIC_USAGE = (
-    "usage: %fal MODEL prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait] "
+    "usage: %fal MODEL prompt words… [--field value …] [--n N] [--seed S] [--sweep field=a,b,c] [--wait] "
     "[--no-validate] [--tag T] [--yes] [--new]\n       %fal {" + ",".join(s.name for s in SUBCOMMANDS.values() if s.magic)
     + "} …  (%fal SUBCOMMAND --help, %fal MODEL --help)"
 )

@@ -11,18 +11,18 @@ taken, its value read as a JSON literal where it is one (``2``, ``0.5``, ``true`
 from __future__ import annotations
 
 import difflib
-import itertools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..catalog.seeds import expand, group_axes, takes_seed
 from ..errors import UsageError
 from .cell_body import interpolate
 
 __all__ = ["ModelCall", "Unchecked", "build_model_call", "coerce_value", "model_usage", "names_option",
-           "schema_branches", "MAX_GROUP"]
+           "schema_branches", "MAX_GROUP", "magic_line"]
 
 # Requests one %fal line may make (--n × the sweep's product). Checked from the counts, before a single request
 # dict is built: `--n 100000000` is a typo, and each request is billed.
@@ -41,8 +41,9 @@ class ModelCall:
     wait: bool = False
     validate: bool = True
     tags: tuple[str, ...] = ()
-    yes: bool = False  # send even when the estimate exceeds max_cost
+    yes: bool = False  # send even when the estimate exceeds max_cost, or the group the size limit
     new: bool = False  # --new: submit even when this cell's earlier job for the same request is still running
+    seeded: bool = False  # the model takes a ``seed``
 
     def __post_init__(self) -> None:
         size = self.size
@@ -56,11 +57,15 @@ class ModelCall:
         """How many requests :meth:`expand` makes, computed from the counts alone."""
         return self.n * math.prod(len(values) for _, values in self.sweep)
 
-    def expand(self) -> list[dict[str, Any]]:
-        """One argument dict per request: the cartesian product of the sweep, each repeated ``n`` times."""
-        names = [name for name, _ in self.sweep]
-        combos = itertools.product(*(values for _, values in self.sweep))
-        return [{**self.arguments, **dict(zip(names, combo, strict=True))} for combo in combos for _ in range(self.n)]
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """What varies across the group, in order: the swept fields, then ``seed`` for ``--n``."""
+        return group_axes([name for name, _ in self.sweep], self.n, self.seeded)
+
+    def expand(self, first_seed: int | None = None) -> list[dict[str, Any]]:
+        """One argument dict per request (see :func:`fal_notebook.catalog.seeds.expand`): ``--n`` variations
+        get consecutive seeds from ``--seed`` or ``first_seed``."""
+        return expand(self.arguments, self.sweep, self.n, first_seed, self.seeded)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Unchecked:
 
 
 _SPECIAL = {"n", "sweep", "wait", "no_validate", "tag", "yes", "new"}
+_FLAGS = {"wait", "no_validate", "yes", "new"}
 _TRUE, _FALSE = {"true", "yes", "on", "1", "y"}, {"false", "no", "off", "0", "n"}
 
 
@@ -272,7 +278,7 @@ def _scan(spec: Any, tokens: Sequence[str], namespace: Mapping[str, Any] | None)
         name = _norm(name)
         target = by_norm.get(name)
         if name in _SPECIAL:
-            if not eq and name not in {"wait", "no_validate", "yes", "new"}:
+            if not eq and name not in _FLAGS:
                 inline, i = _take_value(tokens, i, token), i + 1
             _special(out, name, inline)
         elif target is not None and _is_bool(props[target]):
@@ -398,6 +404,7 @@ def build_model_call(
         yes=found.yes,
         new=found.new,
         tags=tuple(found.tags) + _as_tuple(specials.get("tags", specials.get("tag", ()))),
+        seeded=takes_seed(spec),
     )
 
 
@@ -446,8 +453,8 @@ def model_usage(spec: Any, *, short: bool = False) -> str:
     if short:
         return ", ".join(_opt(p) for p in props)
     required = set(spec.input_schema.get("required", ()))
-    lines = [f"usage: %fal {spec.id} prompt words… [--field value …] [--n N] [--sweep field=a,b,c] [--wait] "
-             "[--yes]"]
+    lines = [f"usage: %fal {spec.id} prompt words… [--field value …] [--n N] [--seed S] [--sweep field=a,b,c] "
+             "[--wait] [--yes]"]
     for name, raw in props.items():
         schema = _effective(raw)
         kind = "choice" if "enum" in schema else schema.get("type", "value")
@@ -458,3 +465,35 @@ def model_usage(spec: Any, *, short: bool = False) -> str:
             notes.append("one of " + ", ".join(str(m) for m in schema["enum"]))
         lines.append(f"  {_opt(name)} {kind.upper()}" + (f"  ({'; '.join(notes)})" if notes else ""))
     return "\n".join(lines)
+
+
+def _braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")  # {name} would be filled from the namespace
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _braces(value)
+    if isinstance(value, (dict, list, tuple)):
+        return _braces(json.dumps(value, ensure_ascii=False))
+    return str(value)
+
+
+def magic_line(spec: Any, arguments: Mapping[str, Any]) -> str:
+    """The ``%fal`` line that parses back into ``arguments`` (the inverse of :func:`build_model_call`): the
+    shortest name of the model, the prompt as words, every other field as ``--field value``."""
+    import shlex
+
+    name = min((spec.id, *getattr(spec, "aliases", ())), key=len)
+    parts = ["%fal", name]
+    prompt = arguments.get("prompt")
+    if isinstance(prompt, str) and prompt.strip() and not prompt.strip().startswith("-"):
+        parts.append(shlex.quote(_braces(prompt)))
+    elif prompt is not None:
+        parts.append("--prompt=" + shlex.quote(_option_text(prompt)))
+    for field_name, value in arguments.items():
+        if field_name != "prompt":  # --field=value: a value may start with "-"
+            parts.append(f"{_opt(field_name)}={shlex.quote(_option_text(value))}")
+    return " ".join(parts)

@@ -23,6 +23,7 @@ from ..catalog.pricing import combine_estimates, cost_of
 from ..errors import FalError, FalTimeoutError, JobCancelledError, UsageError
 from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..store.records import JobRecord, JobState, utcnow
+from . import variations as _vary
 from .outcome import error_from_dict, error_to_dict
 from .steps import DOWNLOADS_PENDING
 from .tracker import Host, Tracker
@@ -110,6 +111,10 @@ class JobSnapshot:
     output: dict | None = field(default=None, repr=False)
     estimate: dict | None = None  # the price before paying (see Job.estimate)
     cost: float | None = None  # what it cost once ended (see Job.cost)
+    seed: int | None = None  # the seed the job used (see Job.seed)
+    rating: int | None = None
+    label_text: str | None = None
+    note_text: str | None = None
 
     @property
     def done(self) -> bool:
@@ -187,7 +192,8 @@ class Job:
             error=self.error, tags=tuple(rec.tags), origin=rec.origin, created_at=rec.created_at,
             finished_at=rec.finished_at, output=rec.result if rec.state is JobState.COMPLETED else None,
             estimate=dict(rec.estimate) if rec.estimate else None,
-            cost=cost_of(rec.estimate, rec.state.value, rec.result))
+            cost=cost_of(rec.estimate, rec.state.value, rec.result),
+            seed=_vary.seed_of(rec), rating=rec.rating, label_text=rec.label, note_text=rec.note)
 
     @property
     def estimate(self) -> dict[str, Any] | None:
@@ -201,6 +207,16 @@ class Job:
         ``None`` while it runs or without a price."""
         rec = self._rec
         return cost_of(rec.estimate, rec.state.value, rec.result)
+
+    rating = property(lambda self: self._rec.rating, doc="The user's rating, 1..5 (None until rated).")
+    label_text = property(lambda self: self._rec.label, doc="The user's label (see :meth:`label`).")
+    note_text = property(lambda self: self._rec.note, doc="The user's note (see :meth:`note`).")
+
+    @property
+    def seed(self) -> int | None:
+        """The seed the job really used: fal's answer when the model returns one, else the seed sent (the
+        client picks one when the model takes a seed and none was given)."""
+        return _vary.seed_of(self._rec)
 
     @property
     def urls(self) -> dict[str, str | None]:
@@ -313,6 +329,64 @@ class Job:
         self._host.resubmit_job(self.id)
         return self
 
+    # -- iterating ----------------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """What made this job: ``model``, every input field and the seed it used (exported with its files)."""
+        return _vary.settings_of(self._rec)
+
+    def diff(self, other: Job) -> dict[str, tuple[Any, Any]]:
+        """``{field: (mine, theirs)}`` for the settings that differ (model, inputs, seed): two variations of
+        one request differ only in ``seed``."""
+        return _vary.diff(self.settings(), other.settings())
+
+    def rerun(self, *, tags: Iterable[str] | None = None, validate: bool | None = None, confirm: bool = False,
+              **changes: Any) -> Job:
+        """Submit this job again: same model, same input, the seed it used, plus ``changes``. Logs a warning
+        (and adds it to the new job's ``warnings``) when the model's input schema changed since. ``confirm``:
+        send even when the estimate exceeds ``max_cost``."""
+        options = {k: v for k, v in (("tags", tags), ("validate", validate)) if v is not None}
+        options["confirm"] = confirm
+        return self._host.rerun(self.id, changes, **options)
+
+    def rate(self, stars: int) -> Job:
+        """Rate the result 1..5 (kept in the job store; ``jobs(min_rating=4)`` finds it again)."""
+        if isinstance(stars, bool) or not isinstance(stars, int) or not 1 <= stars <= 5:
+            raise UsageError(f"a rating is a whole number from 1 to 5, got {stars!r}")
+        self._host.annotate(self.id, rating=stars)
+        return self
+
+    def label(self, text: str | None) -> Job:
+        """Label the job (``jobs(label=…)``, ``%fal export --label``); ``None`` removes the label."""
+        self._host.annotate(self.id, label=_short_text(text, "label", 200))
+        return self
+
+    def note(self, text: str | None) -> Job:
+        """Keep a note with the job (found by ``jobs(text=…)``); ``None`` removes it."""
+        self._host.annotate(self.id, note=_short_text(text, "note", 10_000))
+        return self
+
+    @property
+    def parents(self) -> list[Job]:
+        """The jobs whose results this job used as inputs (or that it re-ran)."""
+        return [job for job, _kind in self._host.related(self.id, True)]
+
+    @property
+    def children(self) -> list[Job]:
+        """The jobs that used this job's results as inputs (or re-ran it)."""
+        return [job for job, _kind in self._host.related(self.id, False)]
+
+    def links(self, up: bool) -> list[tuple[Job, str]]:
+        """``(job, kind)`` pairs, kind ``"input"`` or ``"rerun"``: parents when ``up``, else children."""
+        return self._host.related(self.id, up)
+
+    def code(self) -> str:
+        """The Python call that makes this job again (its seed included; inline files by their kept path)."""
+        arguments = _vary.plain_inputs(self._record.arguments)
+        seed = self.seed
+        if seed is not None:
+            arguments["seed"] = seed
+        return _vary.python_call(self.model, arguments)
+
     # -- change notification (runtime thread) -------------------------------------------------------------
     def on_change(self, callback: Callable[[], Any]) -> Callable[[], None]:
         """Call ``callback()`` after every change; returns a function that unsubscribes it."""
@@ -345,8 +419,26 @@ class Job:
         return "<Job " + " ".join(p for p in parts if p) + ">"
 
 
+def _short_text(text: str | None, what: str, limit: int) -> str | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise UsageError(f"a {what} is text, got {type(text).__name__}")
+    text = text.strip()
+    if len(text) > limit:
+        raise UsageError(f"a {what} is at most {limit} characters, got {len(text)}")
+    return text or None
+
+
 class JobGroup(list):
-    """Jobs submitted together (``--n`` / ``--sweep``): wait, cancel and collect images as one."""
+    """Jobs submitted together (``--n`` / ``--sweep``): wait, cancel and collect images as one.
+
+    ``axes`` names the fields that vary across the group, in order (rows, columns, then pages): the group
+    is drawn as one strip or labelled grid in that order."""
+
+    def __init__(self, jobs: Iterable[Job] = (), axes: Iterable[str] = ()) -> None:
+        super().__init__(jobs)
+        self.axes = tuple(axes)
 
     def wait(self, timeout: float | None = None) -> JobGroup:
         wait_all(self, timeout, f"{len(self)} jobs")

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, key_problem, load_settings
-from ..errors import ConfigError, FalError, UnknownModelError, UsageError, ValidationError
+from ..errors import ConfigError, FalError, NotFoundError, UnknownModelError, UsageError, ValidationError
 from ..store.db import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
 from ..store.legacy import import_legacy
 from . import cancel as _cancel
 from . import steps as _steps
+from . import variations as _vary
 from .job import CANCEL_TIMEOUT, Job, JobGroup
 from .ledger import JobRun, Phase, handle_of
 from .outcome import LostJob, error_to_dict
@@ -207,9 +208,12 @@ class JobManager:
     def submit(self, model: str, arguments: Mapping[str, Any] | None = None, *, validate: bool = True,
                tags: Iterable[str] = (), priority: str | None = None, webhook_url: str | None = None,
                start_timeout: float | None = None, hint: str | None = None, confirm: bool = False,
-               **fields: Any) -> Job:
+               lineage: Iterable[tuple[str, str]] = (), **fields: Any) -> Job:
         """Check the input, price it, store the job, and hand it to the runtime. Returns at once.
 
+        A ``Job`` given as a value stands for its first output file. When the model takes a ``seed`` and none
+        was given, one is picked and sent (so every job can be reproduced). Inputs that are stored jobs'
+        outputs (a local file or a result URL) make those jobs its parents; ``lineage`` adds ``(id, kind)``.
         Raises ``ValidationError`` / ``UnknownModelError`` before anything is stored or sent, and
         ``CostLimitError`` when the estimate exceeds ``max_cost`` (unless ``confirm``), and
         ``ConfigError`` when there is no key to send it with (a stored job that can only fail helps nobody).
@@ -219,34 +223,43 @@ class JobManager:
             raise ConfigError(problem)
         arguments, tags = self._check_call(model, arguments, fields, tags, priority=priority,
                                            start_timeout=start_timeout, hint=hint, webhook_url=webhook_url)
-        endpoint, arguments, uploads, warnings = self._check(model, arguments, validate)
+        try:
+            arguments = _vary.job_values(arguments)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        endpoint, arguments, uploads, warnings, spec = self._check(model, arguments, validate)
         estimate = self.prices.estimate(endpoint, [arguments], self._known_spec(endpoint))
         check_budget(estimate, confirm=confirm)
+        arguments = _vary.with_seed(spec, arguments)
         arguments, uploads = self.store.keep_uploads(arguments, uploads)
         self.start()
         options = {"validate": validate, "priority": priority, "webhook_url": webhook_url,
-                   "start_timeout": start_timeout, "hint": hint}
+                   "start_timeout": start_timeout, "hint": hint,
+                   "schema": _vary.schema_fingerprint(spec) if spec is not None else None}
         record = JobRecord(id=new_job_id(), endpoint=endpoint, arguments=arguments, origin=self.origin,
                            tags=list(tags), options={k: v for k, v in options.items() if v is not None},
                            owner=self.owner, lease_until=time.time() + self.LEASE, estimate=estimate)
         self.store.insert(record)
+        self._record_parents(record, lineage)
         run = JobRun(Tracker(record), uploads=uploads)
         job = self._job_for(run.tracker, warnings)
         self._follow(run)
         return job
 
     def submit_many(self, model: str, requests: Iterable[Mapping[str, Any]], *, validate: bool = True,
-                    confirm: bool = False, **options: Any) -> JobGroup:
+                    confirm: bool = False, axes: Iterable[str] = (), **options: Any) -> JobGroup:
         """Submit a group (``--n`` / ``--sweep``) as one decision: every input is checked and the group's
-        estimate held against ``max_cost`` before the first request is sent."""
+        estimate held against ``max_cost`` before the first request is sent. ``axes``: the fields that vary,
+        in drawing order (:class:`JobGroup`)."""
         requests = [dict(r) for r in requests]
         endpoint = model
         checked = []
         for arguments in requests:
-            endpoint, args, _uploads, _warnings = self._check(model, dict(arguments), validate)
+            endpoint, args, _uploads, _warnings, _spec = self._check(model, dict(arguments), validate)
             checked.append(args)
         check_budget(self.estimate(endpoint, checked), count=len(checked), confirm=confirm)
-        return JobGroup(self.submit(model, args, validate=validate, confirm=True, **options) for args in requests)
+        return JobGroup((self.submit(model, args, validate=validate, confirm=True, **options) for args in requests),
+                        axes=axes)
 
     def estimate(self, model: str, requests: Iterable[Mapping[str, Any]], *, fetch: bool = True
                  ) -> dict[str, Any] | None:
@@ -328,7 +341,16 @@ class JobManager:
             raise ValidationError(label, problems)
         return {**(arguments or {}), **fields}, tags
 
-    def _check(self, model: str, arguments: dict, validate: bool) -> tuple[str, dict, list, list[str]]:
+    def _record_parents(self, record: JobRecord, lineage: Iterable[tuple[str, str]]) -> None:
+        """Lineage is a convenience: a failure to record it is logged, never stops the job."""
+        try:
+            for parent, kind in lineage:
+                self.store.add_parents(record.id, [parent], kind)
+            self.store.add_parents(record.id, self.store.producers(_vary.file_refs(record.arguments)))
+        except Exception as exc:
+            log.warning("job %s: could not record where its inputs came from: %s", record.id, exc)
+
+    def _check(self, model: str, arguments: dict, validate: bool) -> tuple[str, dict, list, list[str], Any]:
         if not validate:
             from ..catalog import resolve
             from ..catalog.validate import check_sendable
@@ -336,15 +358,15 @@ class JobManager:
 
             arguments = check_sendable(model, arguments)  # the schema is skipped, JSON itself is not
             try:
-                return resolve(model), arguments, [], []
+                return resolve(model), arguments, [], [], None
             except UnknownModelError:
-                return normalize_endpoint_id(model), arguments, [], []
+                return normalize_endpoint_id(model), arguments, [], [], None
         from ..catalog.validate import validate as check
 
         checked = check(self.model_spec(model), arguments, cache_dir=self.settings.schema_cache)
         for warning in checked.warnings:
             log.warning("%s: %s", checked.spec.id, warning)
-        return checked.spec.id, checked.arguments, list(checked.uploads), list(checked.warnings)
+        return checked.spec.id, checked.arguments, list(checked.uploads), list(checked.warnings), checked.spec
 
     def model_spec(self, model: str, /, *, fetch: bool = True) -> ModelSpec:
         """The catalogue's spec for ``model``: bundled, registered, cached on disk, or (``fetch``) fetched once
@@ -631,8 +653,10 @@ class JobManager:
         return self._job_for(tracker)
 
     def jobs(self, *, model: str | None = None, state: JobState | str | Iterable | None = None,
-             origin: str | None = None, all: bool = False, limit: int | None = None) -> list[Job]:  # noqa: A002
-        """Stored jobs, newest first: this origin's unless ``origin`` is given or ``all=True``."""
+             origin: str | None = None, all: bool = False, limit: int | None = None,  # noqa: A002
+             label: str | None = None, min_rating: int | None = None, text: str | None = None) -> list[Job]:
+        """Stored jobs, newest first: this origin's unless ``origin`` is given or ``all=True``; ``label``,
+        ``min_rating`` and ``text`` (in the id, model, input, label or note) narrow them down."""
         self.start()
         if model is not None:
             from ..catalog import resolve
@@ -650,8 +674,44 @@ class JobManager:
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise UsageError(f"limit must be a whole number of jobs, not {limit!r}")
         rows = self.store.list(origin=None if all else (origin or self.origin), endpoint=model,
-                               states=states, limit=limit)
+                               states=states, limit=limit, label=label, min_rating=min_rating, text=text)
         return [self._job_for(self._adopt_row(row)) for row in rows]
+
+    # -- judging, lineage, re-running (the Host side of Job.rate / parents / rerun) ---------------------------
+    def annotate(self, job_id: str, **values: Any) -> None:
+        """Keep the user's rating / label / note of a job in the store and in the record this process holds."""
+        if not self.store.update(job_id, **values):
+            raise NotFoundError(f"no job {job_id!r} in {self.store.path}")
+        with self._lock:
+            tracker = self._trackers.get(job_id)
+        if tracker is not None:
+            for name, value in values.items():
+                setattr(tracker.record, name, value)
+            tracker.notify()
+
+    def related(self, job_id: str, up: bool) -> list[tuple[Job, str]]:
+        """``(job, kind)``: the jobs whose results this one used (``up``), or those that used its results."""
+        links = self.store.parents(job_id) if up else self.store.children(job_id)
+        return [(self.get(other), kind) for other, kind in links]
+
+    def rerun(self, job_id: str, changes: Mapping[str, Any], **options: Any) -> Job:
+        """The same model, input and seed again, plus ``changes``; a warning when the model's schema changed."""
+        old = self.store.find(job_id)
+        arguments = {**self.store.restore_inputs(old.arguments)}
+        seed = _vary.seed_of(old)
+        if seed is not None:
+            arguments["seed"] = seed
+        arguments.update(changes)
+        options.setdefault("validate", old.options.get("validate", True))
+        options.setdefault("tags", old.tags)
+        job = self.submit(old.endpoint, arguments, lineage=[(old.id, "rerun")], **options)
+        before, now = old.options.get("schema"), job._record.options.get("schema")
+        if before and now and before != now:
+            warning = (f"the input schema of {old.endpoint} changed since job {old.id} was made: the same "
+                       "arguments may now mean something else")
+            log.warning("%s", warning)
+            job.warnings.append(warning)
+        return job
 
     def _adopt_row(self, row: JobRecord) -> Tracker:
         tracker = self._tracker_for(row)

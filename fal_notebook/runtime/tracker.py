@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ..store.records import JobRecord
@@ -44,6 +44,15 @@ class Host(Protocol):
 
     def on_runtime_thread(self) -> bool:
         """True on the runtime loop's thread, where blocking would stall every job."""
+
+    def annotate(self, job_id: str, **values: Any) -> None:
+        """Keep the user's rating / label / note of the job."""
+
+    def related(self, job_id: str, up: bool) -> list[tuple[Any, str]]:
+        """``(job, kind)`` pairs: the jobs whose results it used (``up``), or that used its results."""
+
+    def rerun(self, job_id: str, changes: Mapping[str, Any], **options: Any) -> Any:
+        """Submit the job again (same model, input and seed) with ``changes``."""
 
 
 class Tracker:

@@ -44,6 +44,7 @@ __all__ = ["JobState", "JobRecord", "JobStore", "UNFINISHED", "new_job_id", "new
 
 log = logging.getLogger("fal_notebook")
 BUSY_TIMEOUT_MS = 15_000
+_SEARCHED = ("id", "request_id", "endpoint", "arguments", "label", "note")
 
 
 def _private_file(path: Path) -> None:
@@ -410,12 +411,28 @@ class JobStore:
 
     def list(self, *, origin: str | None = None, endpoint: str | None = None,
              states: Iterable[JobState | str] | None = None, limit: int | None = None,
-             since: datetime | None = None) -> list[JobRecord]:
-        """Rows, newest first, filtered by origin, endpoint, states and creation time (``since``, inclusive)."""
+             since: datetime | None = None, label: str | None = None, min_rating: int | None = None,
+             text: str | None = None, ids: Iterable[str] | None = None) -> list[JobRecord]:
+        """Rows, newest first, filtered by origin, endpoint, states, creation time (``since``, inclusive), label,
+        rating, text (in the id, model, arguments, label or note; case-insensitive) and ids."""
         where, params = ["1 = 1"], []
         if since is not None:
             where.append("created_at >= ?")
             params.append(to_sql("created_at", since))
+        if label is not None:
+            where.append("label = ?")
+            params.append(label)
+        if min_rating is not None:
+            where.append("rating >= ?")
+            params.append(int(min_rating))
+        if text:
+            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _SEARCHED) + ")")
+            params.extend([pattern] * len(_SEARCHED))
+        if ids is not None:
+            wanted_ids = list(ids)
+            where.append(f"id IN ({', '.join('?' for _ in wanted_ids) or 'NULL'})")
+            params.extend(wanted_ids)
         if origin is not None:
             where.append("origin = ?")
             params.append(origin)
@@ -527,6 +544,41 @@ class JobStore:
             row = self._conn.execute("SELECT job_ids FROM cell_runs WHERE origin = ? AND cell_key = ?",
                                      (origin, cell_key)).fetchone()
         return [str(i) for i in json.loads(row["job_ids"])] if row else []
+
+    # -- lineage ---------------------------------------------------------------------------------------
+    def add_parents(self, child: str, parents: Iterable[str], kind: str = "input") -> None:
+        """Record that ``child`` used the results of ``parents`` (a job is never its own parent)."""
+        rows = [(child, parent, kind) for parent in dict.fromkeys(parents) if parent != child]
+        if rows:
+            with self._lock:
+                self._conn.executemany("INSERT OR IGNORE INTO lineage (child, parent, kind) VALUES (?, ?, ?)",
+                                       rows)
+
+    def parents(self, job_id: str) -> list[tuple[str, str]]:
+        """``(parent id, kind)`` of one job, oldest parent first."""
+        return self._related("SELECT l.parent, l.kind FROM lineage l JOIN jobs j ON j.id = l.parent "
+                             "WHERE l.child = ? ORDER BY j.created_at", job_id)
+
+    def children(self, job_id: str) -> list[tuple[str, str]]:
+        """``(child id, kind)`` of one job, oldest child first."""
+        return self._related("SELECT l.child, l.kind FROM lineage l JOIN jobs j ON j.id = l.child "
+                             "WHERE l.parent = ? ORDER BY j.created_at", job_id)
+
+    def _related(self, sql: str, job_id: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(row[0], row[1]) for row in self._conn.execute(sql, (job_id,))]
+
+    def producers(self, values: Iterable[str]) -> list[str]:
+        """Ids of the stored jobs that produced any of ``values``: a local output path or a result URL."""
+        wanted = list(dict.fromkeys(v for v in values if isinstance(v, str) and v))
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        sql = (f"SELECT j.id FROM jobs j, json_each(j.files) f WHERE j.files IS NOT NULL AND f.value IN ({marks}) "
+               f"UNION SELECT j.id FROM jobs j, json_tree(j.result) t WHERE j.result IS NOT NULL "
+               f"AND t.key = 'url' AND t.value IN ({marks})")
+        with self._lock:
+            return [row[0] for row in self._conn.execute(sql, wanted + wanted)]
 
     # -- meta ------------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:

@@ -95,6 +95,9 @@ class JobRecord:
     submit_attempts: int = 0
     result_fetches: int = 0
     estimate: dict | None = None  # the price before paying (catalog.pricing.estimate_for); None: no price known
+    rating: int | None = None  # the user's 1..5
+    label: str | None = None
+    note: str | None = None
 
     def add_logs(self, lines: Iterable[str]) -> None:
         """Append log lines, keeping the newest ``LOG_TAIL`` (each cut to ``LOG_LINE_MAX`` characters). The

@@ -63,4 +63,21 @@ _CELL_RUNS = [
     """,
 ]
 
-MIGRATIONS: list[list[str]] = [_V1, _ESTIMATE, _CELL_RUNS]
+# Judging and lineage: a rating (1..5), one label and a note per job; which stored jobs' results a job used.
+_JUDGE_AND_LINEAGE = [
+    "ALTER TABLE jobs ADD COLUMN rating INTEGER",
+    "ALTER TABLE jobs ADD COLUMN label TEXT",
+    "ALTER TABLE jobs ADD COLUMN note TEXT",
+    "CREATE INDEX jobs_label ON jobs (label)",
+    """
+    CREATE TABLE lineage (
+        child TEXT NOT NULL,                -- the job that used a result
+        parent TEXT NOT NULL,               -- the job whose result it used (or that it re-ran)
+        kind TEXT NOT NULL,                 -- "input" (a result as an input) or "rerun"
+        PRIMARY KEY (child, parent)
+    )
+    """,
+    "CREATE INDEX lineage_parent ON lineage (parent)",
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _ESTIMATE, _CELL_RUNS, _JUDGE_AND_LINEAGE]

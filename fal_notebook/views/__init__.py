@@ -12,11 +12,14 @@ from .card_data import (
     state_name,
     thumbnail_uri,
 )
+from .compare import CompareData, CompareRow, compare_data, compare_html, compare_text, settings_of
+from .group import GroupData, Tile, group_data, group_html, group_text, tile_data
 from .html import CardData, Media, card_html, card_text, esc
 from .tables import Message, Table, job_table, model_info, models_table
 
 __all__ = [
     "card_data", "group_variants", "prompt_of", "state_name", "thumbnail_uri", "THUMB_SIDE", "THUMB_BYTES",
     "CardData", "Media", "card_html", "card_text", "esc", "Message", "Table", "job_table", "model_info",
-    "models_table",
+    "models_table", "CompareData", "CompareRow", "compare_data", "compare_html", "compare_text", "settings_of",
+    "GroupData", "Tile", "group_data", "group_html", "group_text", "tile_data",
 ]

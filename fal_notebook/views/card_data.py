@@ -21,7 +21,7 @@ from .html import CardData, Media
 from .money import cost_text
 
 __all__ = ["card_data", "prompt_of", "thumbnail_uri", "state_name", "options_of", "group_variants", "short_value",
-           "THUMB_SIDE", "THUMB_BYTES"]
+           "THUMB_SIDE", "THUMB_BYTES", "local_href"]
 
 log = logging.getLogger("fal_notebook")
 
@@ -78,6 +78,9 @@ def _local_href(path: Path) -> str:
     except ValueError:  # another drive on Windows
         return ""
     return "" if rel.startswith("..") else Path(rel).as_posix()
+
+
+local_href = _local_href  # shared with group tiles
 
 
 def _result(job: Any) -> dict:

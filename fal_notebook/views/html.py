@@ -111,6 +111,9 @@ def _badge(state: str) -> str:
             f'font-size:11px;font-weight:600">{_e(state)}</span>')
 
 
+badge = _badge  # the state badge, shared with group tiles and lineage lines
+
+
 def pair_text(name: str, value: str) -> str:
     """``aspect_ratio=9:16``, or ``#2 of 3`` for the place among identical requests."""
     return f"#{value}" if name == "#" else f"{name}={value}"

@@ -107,12 +107,22 @@ def _outputs(job: Any, thumbs: bool) -> Cell:
 def job_table(title: str, jobs: list[Any], *, thumbs: bool = False) -> Table:
     """One row per job: id, created, model, state, prompt, outputs."""
     rows = []
+    judged = any(_judgement(job) for job in jobs)
     for job in jobs:
         prompt = prompt_of(job)
         state = state_name(job.state)
         rows.append([job.id, _when(getattr(job, "created_at", None)), job.model, _badge(state),
-                     prompt if len(prompt) <= 80 else prompt[:80] + "…", _outputs(job, thumbs)])
-    return Table(title, ["id", "created", "model", "state", "prompt", "outputs"], rows)
+                     prompt if len(prompt) <= 80 else prompt[:80] + "…", _outputs(job, thumbs)]
+                    + ([_judgement(job)] if judged else []))
+    headers = ["id", "created", "model", "state", "prompt", "outputs"] + (["rating · label"] if judged else [])
+    return Table(title, headers, rows)
+
+
+def _judgement(job: Any) -> str:
+    """``4/5 · keeper`` when the user rated or labelled the job, else ""."""
+    rating, label = getattr(job, "rating", None), getattr(job, "label_text", None)
+    parts = ([f"{rating}/5"] if isinstance(rating, int) else []) + ([str(label)] if label else [])
+    return " · ".join(parts)
 
 
 def models_table(specs: list[Any]) -> Table:
