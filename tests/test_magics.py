@@ -311,8 +311,10 @@ def test_unbundled_model_options_are_typed_from_its_fetched_schema(shell, emulat
     job = run(shell, "%fal fal-ai/fast-sdxl a lighthouse --num-inference-steps 12 --image-size landscape_4_3 "
                      "--enable-safety-checker false --wait").result
     assert job.state.value == "COMPLETED" and job.files
-    assert emulated_inputs(emulator) == [{"prompt": "a lighthouse", "num_inference_steps": 12,
-                                          "image_size": "landscape_4_3", "enable_safety_checker": False}]
+    (sent,) = [dict(a) for a in emulated_inputs(emulator)]
+    assert sent.pop("seed") == job.seed  # the fetched schema has a seed: the client picked one
+    assert sent == {"prompt": "a lighthouse", "num_inference_steps": 12, "image_size": "landscape_4_3",
+                    "enable_safety_checker": False}
     assert len(openapi_gets(emulator)) == 1  # fetched once, then known
     info = run(shell, "%fal info fal-ai/fast-sdxl").result
     assert "--num-inference-steps" in info._repr_mimebundle_()["text/html"] and len(openapi_gets(emulator)) == 1
