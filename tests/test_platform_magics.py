@@ -97,6 +97,7 @@ def test_any_fal_model_takes_its_own_options_and_has_info(shell, emulator, monke
     assert "--negative-prompt" in repr(info) and "--num-inference-steps" in repr(info)
     job = value(shell, "%fal fal-ai/fast-sdxl a cat --negative-prompt blurry --num-inference-steps 10 --wait")
     assert job.state.value == "COMPLETED"
-    sent = [j.arguments for j in emulator.jobs.values()]
-    assert sent == [{"prompt": "a cat", "negative_prompt": "blurry", "num_inference_steps": 10}]
+    (sent,) = [dict(j.arguments) for j in emulator.jobs.values()]
+    assert sent.pop("seed") == job.seed  # the client picks a seed for a model that takes one
+    assert sent == {"prompt": "a cat", "negative_prompt": "blurry", "num_inference_steps": 10}
     assert job.estimate["unit"] == "image" and job.cost == pytest.approx(PRICES["fal-ai/fast-sdxl"][0])
