@@ -139,3 +139,22 @@ def test_prompt_iteration_notebook_runs_top_to_bottom_and_keeps_the_grid(tmp_pat
     lineage = "".join(cell_html(find(saved, "%fal lineage")))
     assert lineage.count('class="fal-lineage-node"') == 3
     assert (tmp_path / "exported" / "contact-sheet.png").exists()
+
+
+def test_a_group_cell_run_again_reattaches_despite_its_picked_seeds(tmp_path):
+    """The client picks a fresh first seed per group, but the cell's key is its own request: running the cell
+    again shows the earlier group instead of paying for a second one."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    path = tmp_path / "group.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("%load_ext fal_notebook"),
+                                       new_code_cell("g = %fal flux-dev a fox --n 2 --wait")]), path)
+    with EmulatorServer(scenario="fast") as server:
+        env = {**kernel_env(server, tmp_path), "FAL_NOTEBOOK_REATTACH": "finished"}
+        execute(path, env)
+        first = {job.arguments["seed"] for job in server.jobs.values()}
+        again = execute(path, env)
+        assert len(server.jobs) == 2 and len(first) == 2
+    text = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in again.cells[1].outputs)
+    assert "instead of submitting again" in text

@@ -8,12 +8,11 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
-from .jobs import _finish, _until, _wait_and_emit, job_record, manager, model_spec
+from ..jobs import until
+from .jobs import ACCEPT_TIMEOUT, _finish, _wait_and_emit, job_record, manager, model_spec
 from .output import emit
 
 __all__ = ["cmd_rerun", "cmd_export", "cmd_compare", "cmd_lineage", "cmd_code", "cmd_judge"]
-
-ACCEPT_TIMEOUT = 60.0
 
 
 def cmd_rerun(command: Any) -> int:
@@ -29,7 +28,7 @@ def cmd_rerun(command: Any) -> int:
     record = job_record(new, seed=new.seed, parent=job.id, warnings=list(new.warnings))
     if call.wait:
         return _wait_and_emit([new], None, lambda js: job_record(js[0], seed=js[0].seed, parent=job.id))
-    _until(new, lambda j: j.request_id is not None or j.done, ACCEPT_TIMEOUT, "accepted")
+    until(new, lambda j: j.request_id is not None or j.done, ACCEPT_TIMEOUT, "accepted")
     emit({**record, "request_id": new.request_id, "state": new.state.value})
     return _finish([new])
 
