@@ -125,7 +125,8 @@ def test_resubmit_looks_once_more_and_adopts_a_request_listed_late(fal_env, emul
         job = manager.submit(MODEL, {"prompt": "listed late"})
         job.wait(timeout=60)
         assert job.state is JobState.NOT_RECEIVED
-        late = emu_http.post(f"/{MODEL}", json={"prompt": "listed late"}).json()["request_id"]  # fal lists it now
+        # fal lists it now: the request as the client sent it (with the seed it picked)
+        late = emu_http.post(f"/{MODEL}", json=dict(job.arguments)).json()["request_id"]
         job.resubmit().wait(timeout=60)
     finally:
         manager.close()
