@@ -43,7 +43,8 @@ def test_prints_its_url_and_serves_until_sigterm(emulator_process):
 def test_sigint_exits_cleanly(emulator_process):
     assert emulator_process.stdout.readline().startswith("fal emulator listening on ")
     emulator_process.send_signal(signal.SIGINT)
-    assert emulator_process.wait(timeout=15) == 0
+    code = emulator_process.wait(timeout=15)
+    assert code == 0, emulator_process.stderr.read()[-4000:]  # what it said, should this ever fail
 
 
 def test_port_in_use_is_a_clear_error(emulator):
