@@ -11,15 +11,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownModelError
 from ._detect import detect_limits, detect_media, guess_category, output_kind
+from ._files import write_json_atomic
 from ._schema import inline_refs
 from ._spec import ModelSpec
 
@@ -255,14 +254,4 @@ def load_cached(endpoint_id: str, cache_dir: Path | str, *, max_age: float | Non
 
 def save_cached(doc: dict, endpoint_id: str, cache_dir: Path | str) -> Path:
     """Write atomically (temp file + rename), so a crash never leaves half a schema behind."""
-    path = cache_path(endpoint_id, cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(doc, out)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(cache_path(endpoint_id, cache_dir), doc)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ._files import IMAGE_SIZE_PRESETS, write_json_atomic
 
 __all__ = ["unit_kind", "quantity", "image_size", "estimate_for", "cost_of", "PRICE_MAX_AGE", "load_prices",
            "save_prices", "ESTIMATE_KEYS", "BILLED_STATES", "UNBILLED_STATES", "combine_estimates"]
@@ -33,14 +33,7 @@ __all__ = ["unit_kind", "quantity", "image_size", "estimate_for", "cost_of", "PR
 PRICE_MAX_AGE = 24 * 3600.0
 ESTIMATE_KEYS = ("model", "unit_price", "unit", "quantity", "total", "currency")
 DEFAULT_SECONDS = 5.0
-PRESETS = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
+PRESETS = IMAGE_SIZE_PRESETS
 _LONG_SIDE = {"0.5K": 512, "1K": 1024, "2K": 2048, "4K": 4096}
 _RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -230,13 +223,4 @@ def save_prices(cache_dir: Path | str, prices: Mapping[str, Mapping[str, Any]]) 
     for endpoint_id, entry in prices.items():
         merged[endpoint_id] = {"unit_price": float(entry["unit_price"]), "unit": str(entry["unit"]),
                                "currency": str(entry.get("currency") or "USD"), "fetched_at": now}
-    path = _cache_file(cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-prices-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(merged, out)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(_cache_file(cache_dir), merged)

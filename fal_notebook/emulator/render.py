@@ -10,19 +10,13 @@ import functools
 import re
 from typing import Any
 
+from ..catalog._files import IMAGE_SIZE_PRESETS
+
 __all__ = ["image_size_for", "render_image", "sample_mp4", "IMAGE_FORMATS"]
 
 IMAGE_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),
                  "webp": ("WEBP", "image/webp")}
 _LONG_SIDE = {"1K": 1024, "2K": 2048, "4K": 2048}  # 4K capped (same exact ratio) to keep tests fast
-_PRESETS = {
-    "square_hd": (1024, 1024),
-    "square": (512, 512),
-    "portrait_4_3": (768, 1024),
-    "portrait_16_9": (576, 1024),
-    "landscape_4_3": (1024, 768),
-    "landscape_16_9": (1024, 576),
-}
 _RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _MAX_SIDE = 2048
 
@@ -47,8 +41,8 @@ def image_size_for(arguments: dict[str, Any], source: tuple[int, int] | None = N
         w, h = int(size["width"]), int(size["height"])
         scale = min(1.0, _MAX_SIDE / max(w, h, 1))
         return max(1, round(w * scale)), max(1, round(h * scale))
-    if isinstance(size, str) and size in _PRESETS:
-        return _PRESETS[size]
+    if isinstance(size, str) and size in IMAGE_SIZE_PRESETS:
+        return IMAGE_SIZE_PRESETS[size]
     long_side = _LONG_SIDE.get(str(arguments.get("resolution", "1K")).upper(), 1024)
     ratio = arguments.get("aspect_ratio")
     if isinstance(ratio, str) and ratio != "auto":
