@@ -175,6 +175,24 @@ def test_only_the_base_modules_sit_at_the_top():
                      "media.py", "jobs.py"}
 
 
+def private_imports(root: Path) -> list[str]:
+    """``from module import _name`` across modules: a private name belongs to its own module (a private
+    *module* of the same folder, e.g. ``catalog._spec`` inside ``catalog/``, is that folder's business)."""
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__") and not (
+                            (path.parent / f"{alias.name}.py").exists() and node.level == 1 and not node.module):
+                        found.append(f"{path}:{node.lineno}: imports the private {alias.name} of {node.module}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports(PACKAGE) == []
+
+
 def _copy(tmp_path: Path) -> Path:
     root = tmp_path / "fal_notebook"
     shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__", "*.json", "*.mp4"))
@@ -204,3 +222,10 @@ def test_the_check_fails_on_a_cycle_even_a_type_only_one(tmp_path):
                       "    from .queue import AsyncQueueClient\n")
     found = problems(root)
     assert any(p.startswith("import cycle:") and "fal_notebook.client.wire" in p for p in found), found
+
+
+def test_the_check_fails_on_a_private_import(tmp_path):
+    root = _copy(tmp_path)
+    target = root / "notebook" / "panel" / "records.py"
+    target.write_text(target.read_text() + "\nfrom ...views.card_data import _thumbnail\n")
+    assert any("private _thumbnail" in p for p in private_imports(root))

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import UnknownModelError
+from ._files import IMAGE_SIZE_PRESETS
 from ._schema import inline_refs
 from ._spec import CATEGORIES, MediaField, ModelSpec
 
 __all__ = [
+    "IMAGE_SIZE_PRESETS",
     "ModelSpec",
     "MediaField",
     "CATEGORIES",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import RequestError
-from .jobs import _load_arguments, job_record, manager, model_spec
+from .jobs import job_record, load_arguments, manager, model_spec
 from .output import emit
 
 __all__ = ["cmd_estimate", "cmd_spend", "cmd_import_history", "cmd_adopt", "requests_for"]
@@ -22,7 +22,7 @@ def requests_for(model: str, tokens: tuple[str, ...], *, namespace: dict[str, An
     from ..parsers import build_model_call
 
     if json_allowed and len(tokens) == 1 and (tokens[0] == "-" or tokens[0][:1] in ("{", "@")):
-        return [_load_arguments(tokens[0])]
+        return [load_arguments(tokens[0])]
     return build_model_call(model_spec(model), list(tokens), namespace=namespace).expand()
 
 

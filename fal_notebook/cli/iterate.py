@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..jobs import until
-from .jobs import ACCEPT_TIMEOUT, _finish, _wait_and_emit, job_record, manager, model_spec
+from .jobs import ACCEPT_TIMEOUT, exit_for_jobs, job_record, manager, model_spec, wait_and_emit
 from .output import emit
 
 __all__ = ["cmd_rerun", "cmd_export", "cmd_compare", "cmd_lineage", "cmd_code", "cmd_judge"]
@@ -27,10 +27,10 @@ def cmd_rerun(command: Any) -> int:
                     validate=None if call.validate else False, confirm=call.yes, **dict(call.arguments))
     record = job_record(new, seed=new.seed, parent=job.id, warnings=list(new.warnings))
     if call.wait:
-        return _wait_and_emit([new], None, lambda js: job_record(js[0], seed=js[0].seed, parent=job.id))
+        return wait_and_emit([new], None, lambda js: job_record(js[0], seed=js[0].seed, parent=job.id))
     until(new, lambda j: j.request_id is not None or j.done, ACCEPT_TIMEOUT, "accepted")
     emit({**record, "request_id": new.request_id, "state": new.state.value})
-    return _finish([new])
+    return exit_for_jobs([new])
 
 
 def cmd_export(command: Any) -> int:

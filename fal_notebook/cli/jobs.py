@@ -105,7 +105,7 @@ def _status_json(status: Any) -> dict[str, Any]:
             "metrics": status.metrics, "error": status.error, "error_type": status.error_type}
 
 
-def _load_arguments(text: str) -> dict[str, Any]:
+def load_arguments(text: str) -> dict[str, Any]:
     """The JSON argument of ``submit``: inline JSON, ``@file.json``, or ``-`` for stdin."""
     if text == "-":
         text, where = sys.stdin.read(), "stdin"
@@ -127,7 +127,7 @@ def _load_arguments(text: str) -> dict[str, Any]:
     return value
 
 
-def _finish(jobs: Sequence[Any]) -> int:
+def exit_for_jobs(jobs: Sequence[Any]) -> int:
     """Exit 0 unless a job failed; the failures are named in one stderr line, the first gives the exit code."""
     failed = [j for j in jobs if j.done and j.error is not None and j.state.value != "CANCELLED"]
     if not failed:
@@ -138,7 +138,7 @@ def _finish(jobs: Sequence[Any]) -> int:
     return exit_code(failed[0].error)
 
 
-def _wait_and_emit(jobs: list[Any], timeout: float | None, render: Callable[[list[Any]], Any]) -> int:
+def wait_and_emit(jobs: list[Any], timeout: float | None, render: Callable[[list[Any]], Any]) -> int:
     """Wait for ``jobs``; print them whatever happens (also on a timeout, then exit 6)."""
     from ..jobs import wait
 
@@ -148,19 +148,19 @@ def _wait_and_emit(jobs: list[Any], timeout: float | None, render: Callable[[lis
         emit(render(jobs))
         raise
     emit(render(jobs))
-    return _finish(jobs)
+    return exit_for_jobs(jobs)
 
 
 def cmd_submit(command: Any) -> int:
-    arguments = _load_arguments(command.arguments)
+    arguments = load_arguments(command.arguments)
     job = manager().submit(command.model, arguments, validate=command.validate, tags=command.tags,
                            confirm=command.yes)
     if command.wait:
-        return _wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
+        return wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
     # the request must reach fal before this process (and its runtime thread) ends
     until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
     emit(job_record(job))
-    return _finish([job])
+    return exit_for_jobs([job])
 
 
 def _find(ref: str, model: str | None) -> Any | None:
@@ -239,15 +239,15 @@ def cmd_cancel(command: Any) -> int:
 def cmd_resubmit(command: Any) -> int:
     job = manager().get(command.id).resubmit()
     if command.wait:
-        return _wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
+        return wait_and_emit([job], command.timeout, lambda js: job_record(js[0]))
     until(job, lambda j: j.request_id is not None or j.done, command.timeout or ACCEPT_TIMEOUT, "accepted")
     emit(job_record(job))
-    return _finish([job])
+    return exit_for_jobs([job])
 
 
 def cmd_wait(command: Any) -> int:
     jobs = _targets(command.ids, False)
-    return _wait_and_emit(jobs, command.timeout, lambda js: {"jobs": [job_record(j) for j in js], "count": len(js)})
+    return wait_and_emit(jobs, command.timeout, lambda js: {"jobs": [job_record(j) for j in js], "count": len(js)})
 
 
 def cmd_list(command: Any) -> int:
@@ -315,7 +315,7 @@ def cmd_poll(command: Any) -> int:
                               "they stay in the store (run `fal-notebook poll` again, or give a longer --timeout)",
                               timeout=timeout) from None
     _report_poll(jobs, before, pending)
-    return _finish(jobs)
+    return exit_for_jobs(jobs)
 
 
 def _report_poll(jobs: list[Any], before: dict[str, tuple[Any, Any]], pending: dict[str, Any]) -> None:
@@ -353,7 +353,7 @@ def _watch(timeout: float | None, interval: float) -> int:
                 raise FalTimeoutError(f"poll --watch: {counted(len(waiting), 'job')} still unfinished after {timeout:g} s; "
                                       "they keep their place in the store", timeout=timeout) from None
     _summary(seen, ended)
-    return _finish(ended)
+    return exit_for_jobs(ended)
 
 
 def _summary(seen: dict[str, Any], ended: list[Any]) -> None:

@@ -10,7 +10,7 @@ import functools
 import re
 from typing import Any
 
-from ..catalog._files import IMAGE_SIZE_PRESETS
+from ..catalog import IMAGE_SIZE_PRESETS
 
 __all__ = ["image_size_for", "render_image", "sample_mp4", "IMAGE_FORMATS"]
 

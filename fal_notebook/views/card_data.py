@@ -93,7 +93,7 @@ def _result(job: Any) -> dict:
     return result if isinstance(result, dict) else {}
 
 
-def _remote_files(result: dict) -> list[dict]:
+def remote_files(result: dict) -> list[dict]:
     """fal's file objects in output order: ``images`` / ``image`` / ``video``."""
     files = [f for f in result.get("images") or [] if isinstance(f, dict)]
     for key in ("image", "video"):
@@ -104,7 +104,7 @@ def _remote_files(result: dict) -> list[dict]:
 
 def _media(job: Any) -> tuple[tuple[Media, ...], int]:
     """The tiles (at most :data:`CARD_MEDIA`) and how many more outputs there are."""
-    remote = _remote_files(_result(job))
+    remote = remote_files(_result(job))
     local = [Path(p) for p in (getattr(job, "files", None) or [])]
     items = []
     total = max(len(local), len(remote))

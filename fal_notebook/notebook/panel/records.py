@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ...media import VIDEO_SUFFIXES
-from ...views.card_data import _remote_files, prompt_of, short_value, state_name
+from ...views.card_data import prompt_of, remote_files, short_value, state_name
+from ...views.compare import compare_data
 
 __all__ = ["job_record", "progress_of", "detail_of", "comparison_of", "media_of", "model_for_media",
            "reusable", "short_model", "safe_href", "LOG_CHARS", "PROMPT_CHARS"]
@@ -86,7 +87,7 @@ def _result(job: Any) -> dict:
 
 def media_of(job: Any) -> list[dict[str, str]]:
     """Each output: its kind, the local copy and fal's URL (http(s) only), in fal's order."""
-    remote = _remote_files(_result(job))
+    remote = remote_files(_result(job))
     local = job.files
     items = []
     for i in range(max(len(local), len(remote))):
@@ -127,16 +128,13 @@ def detail_of(job: Any) -> dict[str, Any]:
 
 
 def comparison_of(jobs: Sequence[Any]) -> dict[str, Any]:
-    """Side by side: one row per field any of ``jobs`` set (model and seed first), ``differs`` when they differ."""
-    args = [job.arguments if isinstance(job.arguments, dict) else {} for job in jobs]
-    seeds = [a.get("seed", _result(j).get("seed")) for j, a in zip(jobs, args, strict=True)]
-    rows = [{"field": "model", "values": [short_model(j.model) for j in jobs]}]
-    names = [n for n in dict.fromkeys(n for a in args for n in a) if n != "seed"]
-    for name in names:
-        rows.append({"field": name, "values": [short_value(a[name]) if name in a else "—" for a in args]})
-    rows.append({"field": "seed", "values": ["—" if s is None else str(s) for s in seeds]})
-    for row in rows:
-        row["differs"] = len(set(row["values"])) > 1
+    """Side by side, as the board shows it: the rows of :func:`~fal_notebook.views.compare.compare_data` (what
+    ``fal_notebook.compare`` shows too: the model, every input field, the seed used), ``differs`` when they differ."""
+    data = compare_data(jobs)
+    rows = []
+    for row in data.rows:
+        values = [short_model(m) for m in data.models] if row.name == "model" else [v or "—" for v in row.values]
+        rows.append({"field": row.name, "values": values, "differs": row.differs})
     return {"ids": [j.id for j in jobs], "rows": rows}
 
 
