@@ -45,11 +45,13 @@ VIDEO_READY_JS = """(area) => [...area.querySelectorAll('video')].some(v => v.re
 CELL_RUNNING_JS = """(prompt) => prompt.innerText.includes('*')"""
 CELL_DONE_JS = """(prompt) => /\\[\\d+\\]/.test(prompt.innerText)"""
 TEXT_JS = """([area, text]) => area.innerText.includes(text)"""
-COUNT_JS = """([area, text, n]) => area.innerText.split(text).length - 1 >= n"""
 TO_TOP_JS = """() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0;
   nb.node.scrollTop = 0; const outer = nb.node.closest('.jp-WindowedPanel-outer') || nb.node;
   outer.scrollTop = 0; }"""
-JOB_IDS_JS = """(area) => [...area.querySelectorAll('.fal-card')].map(c => c.dataset.falJob)"""
+JOB_IDS_JS = """(area) => [...area.querySelectorAll('.fal-card, .fal-tile')].map(c => c.dataset.falJob)"""
+TILES_JS = """([area, state, n]) => area.querySelectorAll(`.fal-tile[data-fal-state="${state}"]`).length >= n"""
+GROUP_LOADED_JS = """([area, n]) => area.querySelectorAll('.fal-tile[data-fal-state="COMPLETED"]').length >= n &&
+  [...area.querySelectorAll('.fal-tile img')].filter(i => i.complete && i.naturalWidth > 0).length >= n"""
 
 
 def blocking_cell(release: Path) -> str:
@@ -150,25 +152,26 @@ def hold_until_the_later_cell_runs(page, server: EmulatorServer, cells, where: d
     page.wait_for_function(TEXT_JS, arg=[later, STARTED], timeout=60_000, polling=100)
     assert "*" in cells.nth(where["later"]).locator(".jp-InputPrompt").inner_text()
     cells.nth(where["sweep"]).scroll_into_view_if_needed()
-    page.wait_for_function(COUNT_JS, arg=[area(cells, where["sweep"]), "queue position", 3], timeout=30_000,
-                           polling=100)
+    page.wait_for_function(TILES_JS, arg=[area(cells, where["sweep"]), "IN_QUEUE", 3], timeout=30_000,
+                           polling=100)  # the sweep is one group output: three queued tiles
     line = next(x for x in later.inner_text().splitlines() if x.startswith(STARTED))
     return set(line[len(STARTED):].split())
 
 
 def wait_for_pictures(page, cells, where: dict[str, int]) -> None:
-    """Each job cell shows its own loaded pictures, and a sweep card says which value it got."""
-    for name, count in (("fox", 1), ("edit", 1), ("sweep", 3)):
+    """Each job cell shows its own loaded pictures, and the sweep's tiles say which value each got."""
+    for name, count, check in (("fox", 1, IMAGES_LOADED_JS), ("edit", 1, IMAGES_LOADED_JS),
+                               ("sweep", 3, GROUP_LOADED_JS)):
         cells.nth(where[name]).scroll_into_view_if_needed()
-        page.wait_for_function(IMAGES_LOADED_JS, arg=[area(cells, where[name]), count], timeout=60_000,
-                               polling=200)
+        page.wait_for_function(check, arg=[area(cells, where[name]), count], timeout=60_000, polling=200)
     cells.nth(where["video"]).scroll_into_view_if_needed()
     page.wait_for_function(VIDEO_READY_JS, arg=area(cells, where["video"]), timeout=60_000, polling=200)
     fox = cells.nth(where["fox"]).locator(".jp-OutputArea")
     assert fox.locator(".fal-card").count() == 1 and "fox" in fox.inner_text()
     sweep = cells.nth(where["sweep"]).locator(".jp-OutputArea")
-    assert sweep.locator(".fal-card").count() == 3
-    assert sweep.locator(".fal-variant").all_inner_texts() == [f"aspect_ratio={r}" for r in ("1:1", "16:9", "9:16")]
+    assert sweep.locator(".fal-group").count() == 1 and sweep.locator(".fal-tile").count() == 3
+    captions = [text.splitlines()[0] for text in sweep.locator(".fal-tile").all_inner_texts()]
+    assert captions == [f"aspect_ratio={r}" for r in ("1:1", "16:9", "9:16")]
 
 
 def check_saved(path: Path, where: dict[str, int]) -> None:
@@ -178,7 +181,7 @@ def check_saved(path: Path, where: dict[str, int]) -> None:
     assert abs(ratio(fox) - 16 / 9) < 0.02
     assert len(thumbs(cell_html(nb.cells[where["edit"]]))) == 1
     sweep_html = cell_html(nb.cells[where["sweep"]])
-    assert len(sweep_html) == 3  # one output per job, each updated in place
+    assert len(sweep_html) == 1  # one output for the group, updated in place
     sweep = thumbs(sweep_html)
     assert [round(ratio(s), 2) for s in sweep] == [1.0, round(16 / 9, 2), round(9 / 16, 2)]
     video = "".join(cell_html(nb.cells[where["video"]]))

@@ -51,7 +51,9 @@ def test_panel_submit_gallery_select_and_reuse_in_jupyterlab(tmp_path, monkeypat
                 print("failure screenshot:", tmp_path / "failure.png")
                 raise
         sent = [job.arguments for job in server.jobs.values()]
-    assert sent[3:] == [{"prompt": PROMPT, "aspect_ratio": "16:9"}]  # after the three earlier jobs
+    (mine,) = sent[3:]  # after the three earlier jobs: the form's values, and the seed the client picked
+    assert {k: v for k, v in mine.items() if k != "seed"} == {"prompt": PROMPT, "aspect_ratio": "16:9"}
+    assert isinstance(mine["seed"], int)
     check_saved(nb_dir / NOTEBOOK)
     save_screenshot(shot, tmp_path / "panel.png")
     if os.environ.get("FAL_NOTEBOOK_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
