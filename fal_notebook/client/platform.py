@@ -45,15 +45,16 @@ text, an item without an id is skipped, ``has_more`` without ``next_cursor`` (or
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 
-from .._portal import Portal, get_portal
+from .._portal import Portal
 from ..config import Settings
 from ..errors import RequestError, UnknownModelError
+from .faces import AsyncSessionClient, BlockingClient
 from .http import response_json
 from .platform_wire import Estimate, ModelInfo, Price, RequestItem, UsageLine
 from .retry import RetryPolicy
@@ -94,7 +95,7 @@ def _params(**values: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-class AsyncPlatformClient:
+class AsyncPlatformClient(AsyncSessionClient):
     """fal's platform API on httpx. Pass ``session`` to share a queue client's connections and key rules.
 
         fal = AsyncPlatformClient(settings, timeout=5, retry=RetryPolicy(max_attempts=2))
@@ -114,21 +115,8 @@ class AsyncPlatformClient:
         self._retry = retry if session is not None else None
         self._timeout = timeout if session is not None and timeout is not DEFAULT_TIMEOUT else None
 
-    @property
-    def settings(self) -> Settings:
-        return self.session.settings
-
     def __repr__(self) -> str:
         return f"<AsyncPlatformClient {self.settings.endpoints.platform_url('')}>"
-
-    async def __aenter__(self) -> AsyncPlatformClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self.session.aclose()
 
     # -- plumbing ----------------------------------------------------------------------------------------
     async def _get(self, path: str, params: list[tuple[str, str]], *, what: str, timeout: float | None = None,
@@ -315,29 +303,11 @@ class AsyncPlatformClient:
         return items
 
 
-class PlatformClient:
+class PlatformClient(BlockingClient):
     """The same calls, blocking, run on the shared portal thread (scripts, the CLI)."""
 
     def __init__(self, settings: Settings | None = None, *, portal: Portal | None = None, **options: Any) -> None:
-        self.async_client = AsyncPlatformClient(settings, **options)
-        self._portal = portal
-
-    @property
-    def portal(self) -> Portal:
-        return self._portal if self._portal is not None else get_portal()
-
-    @property
-    def settings(self) -> Settings:
-        return self.async_client.settings
-
-    def __enter__(self) -> PlatformClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return self.portal.call(coro, timeout=timeout)
+        super().__init__(AsyncPlatformClient(settings, **options), portal)
 
     def models(self, **options: Any) -> list[ModelInfo]:
         return self._call(self.async_client.models(**options))
@@ -360,5 +330,3 @@ class PlatformClient:
     def requests_by_endpoint(self, endpoint_id: str, **options: Any) -> list[RequestItem]:
         return self._call(self.async_client.requests_by_endpoint(endpoint_id, **options))
 
-    def close(self) -> None:
-        self._call(self.async_client.aclose())

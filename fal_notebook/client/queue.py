@@ -21,13 +21,13 @@ import os
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-from .._portal import Portal, get_portal
+from .._portal import Portal
 from ..config import Settings
 from ..errors import (
     FalError,
@@ -40,6 +40,7 @@ from ..errors import (
     UnknownOutcomeError,
 )
 from ..media import is_web_url
+from .faces import AsyncSessionClient, BlockingClient
 from .http import response_json, translate_errors
 from .redirects import open_media
 from .retry import NOT_SENT, RetryPolicy
@@ -108,7 +109,7 @@ def _web(url: str, what: str) -> str:
     return url
 
 
-class AsyncQueueClient:
+class AsyncQueueClient(AsyncSessionClient):
     """fal's queue API on httpx, one ``httpx.AsyncClient`` per event loop.
 
         fal = AsyncQueueClient(settings, retry=RetryPolicy(max_attempts=3))
@@ -137,10 +138,6 @@ class AsyncQueueClient:
         self.stream_silence = STREAM_READ_TIMEOUT
 
     @property
-    def settings(self) -> Settings:
-        return self.session.settings
-
-    @property
     def retry(self) -> RetryPolicy:
         return self.session.retry
 
@@ -151,16 +148,6 @@ class AsyncQueueClient:
 
     def __repr__(self) -> str:
         return f"<AsyncQueueClient {self.settings.describe()}>"
-
-    async def __aenter__(self) -> AsyncQueueClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close this loop's connections."""
-        await self.session.aclose()
 
     async def _json(self, method: str, url: str, *, lane: str, what: str, idempotent: bool = True,
                     **kwargs: Any) -> Any:
@@ -395,7 +382,7 @@ def _decode_data_uri(uri: str) -> bytes:
         raise TransportError(f"could not decode a data: URI ({exc})") from exc
 
 
-class QueueClient:
+class QueueClient(BlockingClient):
     """The same calls, blocking, for scripts: each runs the async client on the shared portal thread.
 
         fal = QueueClient()
@@ -413,28 +400,10 @@ class QueueClient:
         portal: Portal | None = None,
         **options: Any,
     ) -> None:
-        self.async_client = AsyncQueueClient(settings, **options)
-        self._portal = portal
-
-    @property
-    def portal(self) -> Portal:
-        return self._portal if self._portal is not None else get_portal()
-
-    @property
-    def settings(self) -> Settings:
-        return self.async_client.settings
+        super().__init__(AsyncQueueClient(settings, **options), portal)
 
     def __repr__(self) -> str:
         return f"<QueueClient {self.settings.describe()}>"
-
-    def __enter__(self) -> QueueClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return self.portal.call(coro, timeout=timeout)
 
     def submit(
         self, endpoint_id: str, arguments: Mapping[str, Any], **options: Any
@@ -482,6 +451,3 @@ class QueueClient:
     def fetch_openapi(self, endpoint_id: str) -> dict[str, Any]:
         return self._call(self.async_client.fetch_openapi(endpoint_id))
 
-    def close(self) -> None:
-        """Close the connections held on the portal's loop."""
-        self._call(self.async_client.aclose())
