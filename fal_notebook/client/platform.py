@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -62,7 +62,6 @@ from .session import DEFAULT_TIMEOUT, HttpSession
 
 __all__ = ["AsyncPlatformClient", "PlatformClient", "MAX_IDS", "MAX_PAGES", "iso_time"]
 
-T = TypeVar("T")
 MAX_IDS = 50  # endpoint ids per call (documented 1-50)
 MAX_PAGES = 20  # cursor pages followed per call unless the caller says otherwise
 MAX_ITEMS = 2_000

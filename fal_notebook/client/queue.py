@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -53,7 +53,6 @@ __all__ = ["AsyncQueueClient", "QueueClient", "RequestHandle", "RetryPolicy", "S
            "submit_option_problems"]
 
 log = logging.getLogger("fal_notebook")
-T = TypeVar("T")
 PRIORITIES = ("normal", "low")
 MIN_START_TIMEOUT = 1.0
 _CHUNK = 1 << 20
