@@ -56,6 +56,33 @@ def published(ip):
         ip.display_pub = saved
 
 
+@pytest.fixture
+def shell(ip, published, fal_env, tmp_path, monkeypatch, capsys):
+    """The bare shell with ``%load_ext fal_notebook`` done, in a temp folder, against the emulator; no budget
+    set, no cards left over from another test, and the default job manager closed afterwards."""
+    from fal_notebook import jobs
+    from fal_notebook.notebook import live
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FAL_NOTEBOOK_MAX_COST", raising=False)
+    ip.extension_manager.load_extension("fal_notebook")
+    capsys.readouterr()
+    live._CARDS.clear()
+    yield ip
+    live._CARDS.clear()
+    jobs.reset_for_tests()  # stop following: the next test has another store
+
+
+def run_cell(shell, source: str):
+    """Run a cell as a user would and raise whatever it raised (before or during execution)."""
+    result = shell.run_cell(source, store_history=True)
+    if result.error_before_exec is not None:
+        raise result.error_before_exec
+    if result.error_in_exec is not None:
+        raise result.error_in_exec
+    return result
+
+
 def html_of(outputs: list[dict]) -> str:
     return "\n".join(o["data"].get("text/html", "") for o in outputs)
 

@@ -9,34 +9,17 @@ import json
 import re
 
 import pytest
-from browser_conftest import ip, published  # noqa: F401 - fixtures used by name
+from browser_conftest import ip, published, run_cell, shell  # noqa: F401 - fixtures used by name
 
 import fal_notebook
 from fal_notebook import jobs
-from fal_notebook.notebook import live as render
 from fal_notebook.parsers import parse_magic_line
 from fal_notebook.store import JobStore
 from fal_notebook.views.export import read_settings
 
 
-@pytest.fixture
-def shell(ip, published, fal_env, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    ip.extension_manager.load_extension("fal_notebook")
-    capsys.readouterr()
-    render._CARDS.clear()
-    yield ip
-    render._CARDS.clear()
-    jobs.reset_for_tests()
-
-
 def run(shell, source: str):
-    result = shell.run_cell(source, store_history=True)
-    if result.error_before_exec is not None:
-        raise result.error_before_exec
-    if result.error_in_exec is not None:
-        raise result.error_in_exec
-    return result
+    return run_cell(shell, source)
 
 
 def sent(emulator) -> list[dict]:

@@ -8,24 +8,13 @@ import io
 import re
 
 import pytest
-from browser_conftest import html_of, ip, published  # noqa: F401 - fixtures used by name
+from browser_conftest import html_of, ip, published, shell  # noqa: F401 - fixtures used by name
 from PIL import Image
 
 from fal_notebook import jobs
 from fal_notebook.notebook import live as render
 
 XSS = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def shell(ip, published, fal_env, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    ip.extension_manager.load_extension("fal_notebook")
-    capsys.readouterr()
-    render._CARDS.clear()
-    yield ip
-    render._CARDS.clear()
-    jobs.reset_for_tests()  # stop following: the next test has another store
 
 
 def run(shell, source: str):

@@ -5,35 +5,17 @@
 from __future__ import annotations
 
 import pytest
-from browser_conftest import ip, published  # noqa: F401 - fixtures used by name
+from browser_conftest import ip, published, run_cell, shell  # noqa: F401 - fixtures used by name
 from IPython.core.error import UsageError
 
 from fal_notebook import jobs
 from fal_notebook.emulator.platform_routes import PRICES
-from fal_notebook.notebook import live as render
 
 IMAGE = "fal-ai/nano-banana-pro"
 
 
-@pytest.fixture
-def shell(ip, published, fal_env, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("FAL_NOTEBOOK_MAX_COST", raising=False)
-    ip.extension_manager.load_extension("fal_notebook")
-    capsys.readouterr()
-    render._CARDS.clear()
-    yield ip
-    render._CARDS.clear()
-    jobs.reset_for_tests()
-
-
 def value(shell, source: str):
-    result = shell.run_cell(source, store_history=True)
-    if result.error_before_exec is not None:
-        raise result.error_before_exec
-    if result.error_in_exec is not None:
-        raise result.error_in_exec
-    return result.result
+    return run_cell(shell, source).result
 
 
 def _queue_posts(emulator) -> list:
