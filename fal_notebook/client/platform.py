@@ -45,7 +45,7 @@ text, an item without an id is skipped, ``has_more`` without ``next_cursor`` (or
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -172,12 +172,8 @@ class AsyncPlatformClient(AsyncSessionClient):
             async for page in self.pages("models", params, what="model search", max_pages=max_pages,
                                          keyless=True):
                 items = page.get("models")
-                for item in items if isinstance(items, list) else []:
-                    info = ModelInfo.from_json(item)
-                    if info is not None:
-                        found.append(info)
-                    if len(found) >= max_items:
-                        return found
+                if _keep(found, items if isinstance(items, list) else [], ModelInfo.from_json, max_items):
+                    return found
         return found
 
     async def model(self, endpoint_id: str, *, openapi: bool = False) -> ModelInfo | None:
@@ -260,12 +256,8 @@ class AsyncPlatformClient(AsyncSessionClient):
                         if isinstance(bucket, dict) and isinstance(bucket.get("results"), list):
                             label = bucket.get("bucket") if isinstance(bucket.get("bucket"), str) else None
                             rows += [(row, label) for row in bucket["results"]]
-                for row, label in rows:
-                    line = UsageLine.from_json(row, label)
-                    if line is not None:
-                        lines.append(line)
-                    if len(lines) >= max_items:
-                        return lines
+                if _keep(lines, rows, lambda pair: UsageLine.from_json(*pair), max_items):
+                    return lines
         return lines
 
     async def requests_by_endpoint(
@@ -293,13 +285,22 @@ class AsyncPlatformClient(AsyncSessionClient):
         async for page in self.pages("models/requests/by-endpoint", params, what=f"request history of {wanted}",
                                      max_pages=max_pages):
             rows = page.get("items")
-            for row in rows if isinstance(rows, list) else []:
-                item = RequestItem.from_json(row, wanted)
-                if item is not None:
-                    items.append(item)
-                if len(items) >= max_items:
-                    return items
+            if _keep(items, rows if isinstance(rows, list) else [], lambda row: RequestItem.from_json(row, wanted),
+                     max_items):
+                return items
         return items
+
+
+def _keep(into: list, rows: Iterable[Any], parse: Callable[[Any], Any], max_items: int) -> bool:
+    """Append each row ``parse`` makes sense of (``None``: skipped) to ``into``; True once it holds
+    ``max_items`` (the caller stops paging)."""
+    for row in rows:
+        item = parse(row)
+        if item is not None:
+            into.append(item)
+        if len(into) >= max_items:
+            return True
+    return False
 
 
 class PlatformClient(BlockingClient):
