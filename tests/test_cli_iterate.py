@@ -4,25 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from test_cli_jobs import ok, run
 
-from fal_notebook.cli import app as cli
 from fal_notebook.views.export import read_settings
-
-SECRET = "test-secret"
-
-
-def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err and SECRET not in out + err
-    return code, out, err
-
-
-def ok(capsys: pytest.CaptureFixture, *argv: str) -> dict:
-    code, out, err = run(capsys, *argv)
-    assert code == 0, err
-    return json.loads(out)
 
 
 def sent(emulator) -> list[dict]:
