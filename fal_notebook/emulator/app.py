@@ -147,8 +147,8 @@ async def _control(request: Request, state: EmulatorState, segments: list[str]) 
             return JSONResponse({"detail": str(exc)}, status_code=400)
         return JSONResponse(knobs.as_dict())
     if name == "hold" and method == "POST":
-        state.hold_new = bool(body.get("hold", True))
-        return JSONResponse({"hold": state.hold_new})
+        state.book.hold_new = bool(body.get("hold", True))
+        return JSONResponse({"hold": state.book.hold_new})
     if name == "release" and method == "POST":
         return JSONResponse({"released": state.book.release(body.get("request_id"))})
     if name == "jobs":

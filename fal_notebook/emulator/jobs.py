@@ -113,8 +113,11 @@ class JobBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, EmulatedJob] = {}
+        self.hold_new = False  # new jobs stay IN_QUEUE until released (read under the lock as each is added)
 
     def add(self, **kwargs: Any) -> EmulatedJob:
+        """A new job; whether it is held is decided under the lock, so a release racing the POST never leaves it
+        held for ever."""
         job = EmulatedJob(
             request_id=str(uuid.uuid4()),
             submitted=time.monotonic(),
@@ -122,6 +125,7 @@ class JobBook:
             **kwargs,
         )
         with self._lock:
+            job.held = self.hold_new
             self._jobs[job.request_id] = job
         return job
 
@@ -170,11 +174,13 @@ class JobBook:
         with self._lock:
             self._jobs.clear()
 
-    def release(self, request_id: str | None = None) -> int:
-        """Let held jobs start now; returns how many were released."""
+    def release(self, request_id: str | None = None, *, stop_holding: bool = False) -> int:
+        """Let held jobs start now (``stop_holding``: and hold no new ones); returns how many were released."""
         now = time.monotonic()
         count = 0
         with self._lock:
+            if stop_holding:
+                self.hold_new = False
             for job in self._jobs.values():
                 if job.held and (request_id is None or job.request_id == request_id):
                     job.held, job.released = False, now

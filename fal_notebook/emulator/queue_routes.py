@@ -68,7 +68,7 @@ async def submit(request: Request, state: EmulatorState, segments: list[str]) ->
     job = state.book.add(
         endpoint_id=endpoint_id, app_path=split[0], arguments=arguments if isinstance(arguments, dict) else {},
         queue_s=queue_s, run_s=run_s, log_lines=knobs.log_lines, queue_ahead=knobs.queue_ahead,
-        held=state.hold_new, start_timeout=_float(request.headers.get("x-fal-request-timeout")),
+        start_timeout=_float(request.headers.get("x-fal-request-timeout")),
         failure=failure, expired=knobs.scenario == "expired",
         priority=request.headers.get("x-fal-queue-priority"), hint=request.headers.get("x-fal-runner-hint"),
         webhook=request.query_params.get("fal_webhook"),

@@ -124,13 +124,11 @@ class EmulatorServer:
 
     def hold(self, on: bool = True) -> None:
         """While on, new jobs stay IN_QUEUE until :meth:`release`."""
-        self.state.hold_new = on
+        self.state.book.hold_new = on
 
     def release(self, request_id: str | None = None) -> int:
         """Start held jobs now (one, or all); also turns holding off when releasing all."""
-        if request_id is None:
-            self.state.hold_new = False
-        return self.state.book.release(request_id)
+        return self.state.book.release(request_id, stop_holding=request_id is None)
 
     @property
     def jobs(self) -> dict[str, EmulatedJob]:

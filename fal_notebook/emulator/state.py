@@ -49,7 +49,6 @@ class EmulatorState:
         self.faults = FaultPlan()
         self.book = JobBook()
         self.store = BlobStore()
-        self.hold_new = False
         self._records: list[SeenRequest] = []
         self.cdn_tokens: set[str] = set()
         self.signed_uploads: dict[str, str] = {}  # blob key → signature
@@ -76,7 +75,7 @@ class EmulatorState:
             self._records.clear()
         self.gate.reset()
         self.faults.reset(0)
-        self.hold_new = False
+        self.book.hold_new = False
         self.book.clear()
 
     def record(self, seen: SeenRequest) -> None:
