@@ -15,9 +15,14 @@ result GET, so no clock is shared between processes. Three workloads:
 3. **resume** — M jobs submitted and left unfinished by one process, then resumed by a new one once the
    server finishes them (fal_client has no resume): time until every job had its first status, lag from the
    server's last completion to the last result, CPU.
+4. **kernel** — a real IPython kernel (``jupyter_client``) runs ``%load_ext fal_notebook`` then
+   ``g = %fal fal-ai/fast-sdxl a dot --n K --yes`` (K jobs of S seconds, as in 1): the submit cell's time
+   (execute_request → execute_reply), a trivial cell (``1+1``) run back to back while the jobs are in flight
+   (p50/p99; the same kernel with no jobs is the baseline: fal_client has no notebook equivalent), the kernel's
+   peak RSS (``VmHWM``) and CPU, and the iopub traffic the group makes until every job has ended (raw bytes
+   of the ZeroMQ frames and message count; the trivial cells' own replies are left out).
 
-Ratios are baseline / ours (> 1x: fal_notebook does better); the kernel workload (``%fal … --n 200``) is not
-measured here.
+Ratios are baseline / ours (> 1x: fal_notebook does better).
 """
 
 from __future__ import annotations
@@ -105,6 +110,155 @@ def child_notebook(url: str, jobs: int, home: str, mode: str) -> dict[str, Any]:
     assert len(done) == len(submitted) and all(job.state.value == "COMPLETED" for job in done), "jobs failed"
     return {"wall": wall, "cpu": after["cpu"] - before["cpu"], "rss_mb": after["rss_mb"], "jobs": len(done),
             "began": began}
+
+
+# -- the kernel workload: a client driving a real kernel, in a child of its own ---------------------------------
+KERNEL_TARGETS = {"submit": 0.5, "p99": 0.050, "rss": 150}
+PAUSE = 0.02  # between trivial cells while the jobs run: sampled all along, without saturating the kernel
+_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "EXPIRED", "NOT_RECEIVED")
+
+
+class KernelDriver:
+    """Runs cells in a kernel and reads both channels itself, so every iopub frame is counted as it arrives
+    (jupyter_client's own ``get_iopub_msg`` hides the raw size)."""
+
+    def __init__(self, env: dict[str, str], cwd: str) -> None:
+        from jupyter_client.manager import start_new_kernel
+
+        self.km, self.kc = start_new_kernel(kernel_name="python3", startup_timeout=120, env=env, cwd=cwd)
+        self.counting: set[str] = set()  # parent msg ids whose every iopub message counts
+        self.bytes = self.messages = 0
+        self.group_text = ""
+        self.streamed: list[str] = []  # stdout text of the cells (the probe's answer)
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+    def _read_iopub(self) -> None:
+        channel = self.kc.iopub_channel
+        frames = channel.socket.recv_multipart(copy=True)
+        _ids, raw = channel.session.feed_identities(frames)
+        msg = channel.session.deserialize(raw)
+        kind, parent = msg["header"]["msg_type"], msg["parent_header"].get("msg_id")
+        if parent in self.counting or kind in ("display_data", "update_display_data", "stream", "error"):
+            self.bytes += sum(len(f) for f in frames)
+            self.messages += 1
+        if kind == "stream":
+            self.streamed.append(msg["content"].get("text", ""))
+        if kind in ("display_data", "update_display_data", "execute_result"):
+            text = msg["content"].get("data", {}).get("text/plain", "")
+            if text.startswith("fal group"):
+                self.group_text = text.splitlines()[0]
+        if kind == "error":
+            raise SystemExit(f"kernel error: {msg['content'].get('ename')}: {msg['content'].get('evalue')}")
+
+    def run(self, code: str, *, count: bool = False, timeout: float = 300) -> tuple[float, dict]:
+        """Execute ``code``; seconds from the request to its reply, and the reply's content."""
+        import zmq
+
+        shell, iopub = self.kc.shell_channel.socket, self.kc.iopub_channel.socket
+        poller = zmq.Poller()
+        poller.register(shell, zmq.POLLIN)
+        poller.register(iopub, zmq.POLLIN)
+        start = time.perf_counter()
+        msg_id = self.kc.execute(code, store_history=False)
+        if count:
+            self.counting.add(msg_id)
+        deadline = start + timeout
+        while True:
+            ready = dict(poller.poll(max(1, int((deadline - time.perf_counter()) * 1000))))
+            if iopub in ready:
+                self._read_iopub()
+            if shell in ready:
+                reply = self.kc.shell_channel.get_msg(timeout=0)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    took = time.perf_counter() - start
+                    if reply["content"]["status"] != "ok":
+                        raise SystemExit(f"cell failed: {code[:80]!r}: {reply['content'].get('evalue')}")
+                    return took, reply["content"]
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"cell timed out: {code[:80]!r}")
+
+    def drain(self, seconds: float) -> None:
+        """Read iopub for ``seconds`` (late updates of a finished group)."""
+        end = time.perf_counter() + seconds
+        while (left := end - time.perf_counter()) > 0:
+            if self.kc.iopub_channel.socket.poll(int(left * 1000)):
+                self._read_iopub()
+
+
+def _group_ended(text: str, jobs: int) -> bool:
+    """True when the group's summary line counts ``jobs`` jobs, every one in a final state."""
+    import re
+
+    counts = {state: int(n) for n, state in re.findall(r"(\d+) ([A-Z_]+)", text.partition(":")[2])}
+    return sum(counts.values()) == jobs and all(state in _ENDED for state in counts)
+
+
+KERNEL_PROBE = """
+import json as _json, os as _os, resource as _resource, threading as _threading
+def _fal_probe():
+    status = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines() if ':' in l)
+    usage = _resource.getrusage(_resource.RUSAGE_SELF)
+    tick = _os.sysconf('SC_CLK_TCK')
+    names = {t.native_id: t.name for t in _threading.enumerate()}
+    threads = {}
+    for tid in _os.listdir('/proc/self/task'):
+        try:
+            fields = open(f'/proc/self/task/{tid}/stat').read().rpartition(')')[2].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), 'other')
+        name = name if name in ('MainThread', 'fal-notebook-loop') else 'other'
+        threads[name] = threads.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return {'hwm_mb': int(status['VmHWM'].split()[0]) / 1024, 'rss_mb': int(status['VmRSS'].split()[0]) / 1024,
+            'cpu': usage.ru_utime + usage.ru_stime, 'threads': threads}
+print('PROBE' + _json.dumps(_fal_probe()))
+"""
+
+
+def _probe(driver: KernelDriver) -> dict[str, float]:
+    """The kernel's own peak RSS (``VmHWM``), RSS and CPU seconds, printed by a cell."""
+    driver.streamed.clear()
+    driver.run(KERNEL_PROBE)
+    found = [json.loads(line[5:]) for line in "".join(driver.streamed).splitlines() if line.startswith("PROBE")]
+    if not found:
+        raise SystemExit("the kernel probe printed nothing")
+    return found[-1]
+
+
+def child_kernel(url: str, jobs: int, seconds: float, home: str, trivial: int) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "JPY_"))}
+    env.update(FAL_NOTEBOOK_ENDPOINT=url, FAL_KEY=KEY, FAL_NOTEBOOK_HOME=str(Path(home) / "home"),
+               FAL_NOTEBOOK_OUTPUTS=str(Path(home) / "outputs"), JPY_SESSION_NAME=str(Path(home) / "scale.ipynb"))
+    size = json.dumps({"width": 16, "height": 16})
+    start = time.perf_counter()
+    driver = KernelDriver(env, home)
+    try:
+        load, _ = driver.run("%load_ext fal_notebook")
+        first, _ = driver.run(f"%fal estimate {MODEL} a dot --image-size '{size}'")  # the first %fal's imports
+        idle = [driver.run("1+1")[0] for _ in range(trivial)]
+        before = _probe(driver)
+        submit, _ = driver.run(f"g = %fal {MODEL} a dot --image-size '{size}' --format png --n {jobs} --yes",
+                               count=True)
+        busy: list[float] = []
+        deadline = time.perf_counter() + seconds + 300
+        while not _group_ended(driver.group_text, jobs) or len(busy) < trivial:
+            busy.append(driver.run("1+1")[0])
+            driver.drain(PAUSE)
+            if time.perf_counter() > deadline:
+                raise SystemExit(f"the group did not end: {driver.group_text!r}")
+        ended_bytes, ended_messages = driver.bytes, driver.messages
+        driver.run("assert all(j.state.value == 'COMPLETED' for j in g), "
+                                  "[j.state.value for j in g if j.state.value != 'COMPLETED']")
+        after = _probe(driver)
+    finally:
+        driver.close()
+    return {"load": load, "first": first, "submit": submit, "idle": idle, "busy": busy,
+            "rss_idle": before["hwm_mb"], "rss_peak": after["hwm_mb"], "cpu": after["cpu"] - before["cpu"],
+            "threads": {k: v - before["threads"].get(k, 0.0) for k, v in after["threads"].items()},
+            "iopub_bytes": ended_bytes, "iopub_messages": ended_messages, "wall": time.perf_counter() - start}
 
 
 def run_child(*args: str) -> dict[str, Any]:
@@ -215,18 +369,46 @@ def resume(server: Any, jobs: int) -> list[list[str]]:
              f"{measured['wall']:.1f}"]]
 
 
+def kernel(server: Any, jobs: int, seconds: float, trivial: int = 50) -> list[list[str]]:
+    server.configure(scenario="normal", queue_seconds=0.0, run_seconds=seconds, log_lines=2)
+    server.clear_requests()
+    with tempfile.TemporaryDirectory(prefix="fal-scale-") as home:
+        run = run_child("kernel", str(jobs), str(seconds), home, str(trivial))
+    idle, busy = run["idle"], run["busy"]
+
+    def target(value: float, limit: float, unit: str) -> str:
+        return f"≤ {limit:g}{unit} ({'met' if value <= limit else 'missed'})"
+
+    p99 = percentile(busy, 0.99) if busy else float("nan")
+    return [
+        ["submit cell s", "-", f"{run['submit']:.2f}", target(run["submit"], KERNEL_TARGETS["submit"], " s")],
+        ["trivial cell p50 ms", ms(idle, 0.5), ms(busy, 0.5), ""],
+        ["trivial cell p99 ms", ms(idle, 0.99), ms(busy, 0.99), target(p99 * 1000, KERNEL_TARGETS["p99"] * 1000, " ms")],
+        ["kernel peak RSS MiB", f"{run['rss_idle']:.0f}", f"{run['rss_peak']:.0f}",
+         target(run["rss_peak"], KERNEL_TARGETS["rss"], " MiB")],
+        ["kernel CPU s", "-", f"{run['cpu']:.1f}", "main {MainThread:.1f} / runtime {fal-notebook-loop:.1f} / other "
+         "{other:.1f}".format_map({"MainThread": 0.0, "fal-notebook-loop": 0.0, "other": 0.0, **run["threads"]})],
+        ["iopub KiB / messages", "-", f"{run['iopub_bytes'] / 1024:.0f} / {run['iopub_messages']}", ""],
+        ["trivial cells run", str(len(idle)), str(len(busy)), ""],
+        ["wall s", "-", f"{run['wall']:.1f}", f"(load_ext {run['load']:.2f} s, first %fal {run['first']:.2f} s)"],
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200, help="concurrent jobs (default 200)")
     parser.add_argument("--seconds", type=float, default=10.0, help="server-side run time of each (default 10)")
     parser.add_argument("--short", type=int, default=1000, help="short jobs for throughput (default 1000)")
     parser.add_argument("--resume", type=int, default=1000, help="jobs resumed by a new process (default 1000)")
+    parser.add_argument("--kernel", type=int, default=200, help="jobs of the kernel workload (default 200; 0 skips)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         kind, *rest = args.child
         if kind == "fal_client":
             result = child_fal_client(os.environ["SCALE_URL"], int(rest[0]), rest[1] == "1")
+        elif kind == "kernel":
+            result = child_kernel(os.environ["SCALE_URL"], int(rest[0]), float(rest[1]), rest[2], int(rest[3]))
         else:
             result = child_notebook(os.environ["SCALE_URL"], int(rest[0]), rest[1], rest[2])
         print(json.dumps(result))
@@ -237,14 +419,23 @@ def main(argv: list[str] | None = None) -> int:
     emulator_state.MAX_RECORDS = 1_000_000  # fal_client polls 10x a second: keep every request of a run
     with emulator("fast") as server:
         os.environ["SCALE_URL"] = server.url
-        print(f"1. {args.jobs} concurrent jobs, {args.seconds:g} s each on the server")
-        print(table(["client", "queue calls/job", "done→result ms p50", "p95", "CPU s", "peak RSS MiB", "wall s"],
-                    concurrent(server, args.jobs, args.seconds)))
-        print(f"\n2. throughput: {args.short} short jobs")
-        print(table(["client", "wall s", "jobs/s", "CPU ms/job", "queue calls/job"], throughput(server, args.short)))
-        print(f"\n3. {args.resume} unfinished jobs resumed by a new process (fal_client cannot resume)")
-        print(table(["client", "jobs", "first status of all s", "last result lag s", "CPU s", "wall s"],
-                    resume(server, args.resume)))
+        if args.jobs:  # 0 skips a workload (each of the four)
+            print(f"1. {args.jobs} concurrent jobs, {args.seconds:g} s each on the server")
+            print(table(["client", "queue calls/job", "done→result ms p50", "p95", "CPU s", "peak RSS MiB", "wall s"],
+                        concurrent(server, args.jobs, args.seconds)))
+        if args.short:
+            print(f"\n2. throughput: {args.short} short jobs")
+            print(table(["client", "wall s", "jobs/s", "CPU ms/job", "queue calls/job"],
+                        throughput(server, args.short)))
+        if args.resume:
+            print(f"\n3. {args.resume} unfinished jobs resumed by a new process (fal_client cannot resume)")
+            print(table(["client", "jobs", "first status of all s", "last result lag s", "CPU s", "wall s"],
+                        resume(server, args.resume)))
+        if args.kernel:
+            print(f"\n4. a real kernel: %fal … --n {args.kernel} ({args.seconds:g} s each); fal_client has no notebook "
+                  "equivalent, so the baseline is the same kernel with no jobs")
+            print(table(["kernel", "no jobs", f"{args.kernel} jobs in flight", "target"],
+                        kernel(server, args.kernel, args.seconds)))
     return 0
 
 

@@ -274,10 +274,8 @@ def _plain(value: Any) -> Any:
 
 def submit_group(model: str, requests: list[dict], axes: Iterable[str] = (), *, validate: bool = True,
                  tags: Iterable[str] = (), confirm: bool = False) -> JobGroup:
-    """Submit prepared requests as one :class:`JobGroup` drawn along ``axes``: every problem of every request
-    is listed before any is sent, then :func:`submit_many` holds the group's estimate against ``max_cost``."""
-    if validate and len(requests) > 1:
-        validate_all(model, requests)
+    """Submit prepared requests as one :class:`JobGroup` drawn along ``axes``: :func:`submit_many` lists every
+    problem of every request before any is stored, and holds the group's estimate against ``max_cost``."""
     return submit_many(model, requests, validate=validate, tags=tags, confirm=confirm, axes=axes)
 
 

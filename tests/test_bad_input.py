@@ -37,7 +37,7 @@ def _peak(fn) -> tuple[BaseException | None, float, float]:
 
 @pytest.mark.parametrize("line", ["fal-ai/flux/dev a fox --n 100000000",
                                   "fal-ai/flux/dev a fox --n " + "9" * 5000,
-                                  "fal-ai/flux/dev a fox --n 20 --sweep seed=" + ",".join(map(str, range(10)))])
+                                  "fal-ai/flux/dev a fox --n 200 --sweep seed=" + ",".join(map(str, range(10)))])
 def test_group_size_is_checked_before_the_group_is_built(line: str) -> None:
     error, peak, spent = _peak(lambda: P.parse_magic_line(line).expand())
     assert isinstance(error, UsageError), error

@@ -13,7 +13,7 @@ from PIL import Image
 from fal_notebook.media import make_test_image
 from fal_notebook.views.compare import compare_data, compare_html
 from fal_notebook.views.export import embed_settings, read_settings
-from fal_notebook.views.group import group_data, group_html, group_text
+from fal_notebook.views.group import GROUP_BYTES, TILE_BYTES, group_data, group_html, group_text, tile_budget
 from fal_notebook.views.lineage import lineage_html, lineage_nodes, lineage_text
 
 XSS = "<script>alert(1)</script>"
@@ -108,3 +108,23 @@ def test_video_has_no_place_inside_so_a_sidecar_carries_it(tmp_path):
     assert read_settings(video) is None
     (tmp_path / "clip.mp4.json").write_text('{"seed": 3}')
     assert read_settings(video) == {"seed": 3}
+
+
+def test_a_large_group_shares_one_thumbnail_budget(tmp_path):
+    """Up to 4×4 each tile gets a full thumbnail; a 120-job group's thumbnails together stay within
+    GROUP_BYTES (each redraw of a live group sends them all), however detailed the images."""
+    import base64
+    import os
+
+    assert tile_budget(16) == (256, TILE_BYTES)
+    jobs = []
+    for n in range(120):
+        path = tmp_path / f"noise{n}.png"
+        Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(path)  # noise: JPEG cannot shrink it
+        jobs.append(Fake(f"job{n}", {"prompt": "p", "seed": n}, files=[path]))
+    html = group_html(group_data(jobs))
+    thumbs = [base64.b64decode(b) for b in re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", html)]
+    side, each = tile_budget(120)
+    assert len(thumbs) == 120 and all(len(t) <= each for t in thumbs)
+    assert sum(len(t) for t in thumbs) <= GROUP_BYTES
+    assert all(max(Image.open(io.BytesIO(t)).size) <= side for t in thumbs)

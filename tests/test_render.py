@@ -250,3 +250,68 @@ def test_a_saved_video_card_keeps_a_light_poster_frame_and_links_the_local_file(
     assert len(stills) == 1 and len(base64.b64decode(stills[0])) <= render.THUMB_BYTES
     assert Image.open(io.BytesIO(base64.b64decode(stills[0]))).size == (320, 180)  # a real frame, never upscaled
     assert "cdn.example" not in html  # nothing in the saved card depends on fal's expiring URL
+
+
+def test_a_big_group_is_one_output_with_few_redraws_and_no_image_decoded_on_the_kernel_thread(
+        ip, published, monkeypatch, tmp_path):
+    """200 jobs × 7 changes each make 3 display messages in all (first draw, one coalesced redraw, the final
+    picture); changes a tile does not show (log lines) send nothing; every thumbnail is made on the worker
+    thread, never on the kernel's; the final picture holds all 200 within the group's byte budget."""
+    import fal_notebook.media as media
+    from fal_notebook.views.group import GROUP_BYTES
+
+    monkeypatch.setattr(render, "BLOCKED_AFTER", 60)  # only the loop redraws here
+    monkeypatch.chdir(tmp_path)
+    count = 200
+    jobs = [FakeJob(id=f"job{n:04d}", arguments={"prompt": "a dot", "seed": n}) for n in range(count)]
+    files = [make_png(tmp_path / f"out{n}.png", (48 + n % 7, 40)) for n in range(count)]
+    decoded_on: list[str] = []
+    real_thumbnail = media.thumbnail_jpeg
+
+    def thumbnail(*args, **kwargs):
+        decoded_on.append(threading.current_thread().name)
+        return real_thumbnail(*args, **kwargs)
+
+    monkeypatch.setattr(media, "thumbnail_jpeg", thumbnail)
+
+    def moves() -> None:  # on "the runtime thread": 5 changes per job while the kernel loop is blocked
+        for job in jobs:
+            job.set(queue_position=3)
+            job.set(queue_position=1)
+            job.set(state="IN_PROGRESS", queue_position=None)
+            job.set(logs=["step 1"])
+            job.set(logs=["step 1", "step 2"])
+
+    async def scenario():
+        card = render.LiveGroup(jobs).show()
+        assert len(published) == 1 and published[0]["data"]["text/plain"].startswith("fal group")
+        burst = threading.Thread(target=moves)
+        burst.start()
+        burst.join()  # the loop is blocked meanwhile, like a cell still running
+        await _until(lambda: len(published) == 2)
+        assert "200 IN_PROGRESS" in published[1]["data"]["text/plain"]
+        more = threading.Thread(target=lambda: [job.set(logs=["step 1", "step 2", "step 3"]) for job in jobs])
+        more.start()
+        more.join()
+        await _until(lambda: not card._loop_pending)  # the redraw ran and found nothing a tile shows changed
+        assert len(published) == 2
+        ends = threading.Thread(target=lambda: [job.set(state="COMPLETED", files=[files[n]])
+                                                for n, job in enumerate(jobs)])
+        ends.start()
+        ends.join()
+        for _ in range(3000):  # the loop stays blocked while the worker makes every thumbnail
+            if card._final():
+                break
+            threading.Event().wait(0.01)
+        await _until(lambda: "200 COMPLETED" in published[-1]["data"]["text/plain"])
+        await asyncio.sleep(0.3)  # nothing more comes after the final picture
+        return card
+
+    card = asyncio.run(scenario())
+    assert [o["update"] for o in published] == [False, True, True]
+    html = published[-1]["data"]["text/html"]
+    assert html.count("data:image/jpeg;base64,") == count  # every tile has its picture
+    assert len(html) <= GROUP_BYTES * 4 / 3 + count * 1_500  # base64 of the budget, plus each tile's markup
+    assert len(decoded_on) == count and set(decoded_on) != {"MainThread"}
+    assert all(name.startswith("fal-thumbnails") for name in decoded_on), set(decoded_on)
+    assert all(job._callbacks == [] for job in jobs) and card._unsubscribe is None

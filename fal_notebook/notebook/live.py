@@ -28,8 +28,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..views.card_data import THUMB_BYTES, THUMB_SIDE, card_data, state_name, thumbnail_uri
-from ..views.group import group_data, group_html, group_text
+from ..views.group import group_data, group_html, group_text, tile_budget, tile_data
 from ..views.html import card_html, card_text
+from .workers import worker
 
 __all__ = [
     "JobCard", "GroupCard", "LiveCard", "LiveGroup", "card_data", "display_id", "jobs_of", "show",
@@ -41,6 +42,8 @@ log = logging.getLogger("fal_notebook")
 
 BLOCKED_AFTER = 1.0  # seconds a scheduled redraw may wait for a busy kernel loop before a thread publishes it
 MIN_REDRAW = 0.25  # a card is redrawn at most 4 times a second while its job runs (its end is drawn at once)
+MAIN_SHARE = 0.05  # ... and less often when drawing it takes longer: at most this share of the kernel's thread
+BYTES_PER_SECOND = 250_000  # ... or when it is big: at most this much iopub traffic a second per output
 _CARDS: list[LiveCard] = []
 _CARDS_LOCK = threading.Lock()
 
@@ -130,6 +133,8 @@ class LiveCard:
         self._publish_lock = threading.Lock()  # one publish at a time, each of the then-current state
         self._unsubscribe: Any = None
         self._drawn = 0.0  # time.monotonic() of the last redraw
+        self._spent = 0.0  # seconds the last redraw took on the drawing thread
+        self._sent: dict[str, str] | None = None  # the last bundle published (an identical one is not resent)
 
     def show(self) -> LiveCard:
         """Main thread, in a cell: display the card once and, when live, follow the job."""
@@ -148,7 +153,7 @@ class LiveCard:
                 self.live = False
         if self.live and not self.job.done:
             self._ctx = contextvars.copy_context()
-            self._unsubscribe = self.job.on_change(self._changed)
+            self._unsubscribe = self._subscribe()
             if state_name(self.job.state) != shown_state:  # moved between display and subscribe
                 self._changed()
         self.announced = not self.live and self.job.done  # a card that shows the end needs no notice of it
@@ -164,11 +169,28 @@ class LiveCard:
     def _card(self) -> Any:
         return JobCard(self.job, self.variant)
 
+    def _bundle(self) -> dict[str, str]:
+        """What a live redraw publishes (a group's overrides it to skip image decoding)."""
+        return self._card()._repr_mimebundle_()
+
+    def _subscribe(self) -> Any:
+        return self.job.on_change(self._changed)
+
+    def _final(self) -> bool:
+        """True when the picture will not change again: draw it at once."""
+        return bool(self.job.done)
+
+    def _interval(self) -> float:
+        """Seconds between two redraws while the job runs: :data:`MIN_REDRAW`, longer for an output that is
+        slow to draw or heavy to send (a 200-job grid), so redraws never crowd the user's cells."""
+        sent = sum(len(v) for v in self._sent.values()) if self._sent else 0
+        return max(MIN_REDRAW, self._spent / MAIN_SHARE, sent / BYTES_PER_SECOND)
+
     def _changed(self) -> None:
-        """Runtime thread: schedule one redraw on the kernel loop (at most every :data:`MIN_REDRAW` s while
+        """Runtime thread: schedule one redraw on the kernel loop (at most every :meth:`_interval` s while
         the job runs: 200 jobs moving in a queue are not 200 redraws a second), plus a timer in case that
         loop is busy."""
-        delay = 0.0 if self.job.done else max(0.0, self._drawn + MIN_REDRAW - time.monotonic())
+        delay = 0.0 if self._final() else max(0.0, self._drawn + self._interval() - time.monotonic())
         with self._lock:
             need_loop, self._loop_pending = not self._loop_pending, True
             timer = None
@@ -207,12 +229,17 @@ class LiveCard:
 
     def _publish(self) -> None:
         with self._publish_lock:
+            start = time.perf_counter()
             self._drawn = time.monotonic()
-            done = bool(self.job.done)
+            done = self._final()
             try:
-                self.handle.update(self._card())
+                bundle = self._bundle()
+                if bundle != self._sent:  # a change the picture does not show (a log line of a tile) sends nothing
+                    self.handle.update(bundle, raw=True)
+                    self._sent = bundle
             except Exception:
                 log.exception("could not redraw the card of job %s", getattr(self.job, "id", "?"))
+            self._spent = time.perf_counter() - start
         if done:
             self._stop()
 
@@ -226,10 +253,13 @@ class LiveCard:
             unsubscribe()
 
     def resend(self) -> None:
-        """Main thread, in a cell: publish the card again from that cell (nbclient records only its messages)."""
+        """Main thread, in a cell: publish the card again from that cell (nbclient records only its messages),
+        complete (thumbnails made here if they are not yet)."""
         if self.handle is not None:
             with self._publish_lock:
-                self.handle.update(self._card())
+                bundle = self._card()._repr_mimebundle_()
+                self.handle.update(bundle, raw=True)
+                self._sent = bundle
         if self.job.done:
             self.final_sent = True
 
@@ -241,11 +271,20 @@ def display_id(job: Any) -> str:
 
 class LiveGroup(LiveCard):
     """A whole group as ONE output (one display id), redrawn in place as any of its jobs moves; redraws coalesce
-    like a card's, so a 16-job sweep finishing at once is a handful of updates, not 16 × its states."""
+    like a card's, so a 16-job sweep finishing at once is a handful of updates, not 16 × its states.
+
+    A live redraw never decodes an image on the kernel's thread: each finished job's tile thumbnail is made on
+    one small worker thread, which asks for a redraw when it is ready (and the output is final only once every
+    thumbnail is in). A redraw whose tiles did not change (a log line, a queue position) is not even drawn."""
 
     def __init__(self, jobs: Iterable[Any], *, live: bool = True, axes: Iterable[str] | None = None) -> None:
         super().__init__(_Group(list(jobs)), live=live)
         self.axes = tuple(axes) if axes else None
+        self._warming = 0  # thumbnails queued on the worker, not yet made
+        self._warmed: set[str] = set()  # ids of the jobs whose thumbnail was queued
+        self._made: set[str] = set()  # ... and made
+        self._ended = {job.id for job in self.job.jobs if job.done}  # so a change need not look at every job
+        self._drawn_tiles: tuple | None = None  # what the last live redraw showed, tile by tile
 
     @property
     def jobs(self) -> list[Any]:
@@ -253,6 +292,55 @@ class LiveGroup(LiveCard):
 
     def _card(self) -> GroupCard:
         return GroupCard(self.job.jobs, self.axes)
+
+    def _subscribe(self) -> Any:
+        undo = [job.on_change(functools.partial(self._job_changed, job)) for job in self.job.jobs if not job.done]
+
+        def unsubscribe() -> None:
+            for one in undo:
+                one()
+
+        return unsubscribe
+
+    def _job_changed(self, job: Any) -> None:
+        """Runtime thread: a finished job's thumbnail goes to the worker; then a (coalesced) redraw."""
+        if job.done:
+            self._ended.add(job.id)
+        if job.done and job.files:
+            with self._lock:
+                queue = job.id not in self._warmed
+                if queue:
+                    self._warmed.add(job.id)
+                    self._warming += 1
+            if queue:
+                worker("fal-thumbnails").submit(self._warm, job)
+        self._changed()
+
+    def _warm(self, job: Any) -> None:
+        """Worker thread: make the tile's thumbnail (cached for every later redraw), then ask for a redraw."""
+        try:
+            side, max_bytes = tile_budget(len(self.job.jobs))
+            tile_data(job, side, max_bytes)
+        except Exception:  # decoration: the tile shows its state instead
+            log.debug("no thumbnail for job %s", getattr(job, "id", "?"), exc_info=True)
+        finally:
+            with self._lock:
+                self._warming -= 1
+                self._made.add(job.id)
+        self._changed()
+
+    def _final(self) -> bool:
+        with self._lock:
+            warming = self._warming
+        return not warming and len(self._ended) >= len(self.job.jobs) and bool(self.job.done)
+
+    def _bundle(self) -> dict[str, str]:
+        tiles = tuple((state_name(job.state), len(job.files), job.id in self._made) for job in self.job.jobs)
+        if tiles == self._drawn_tiles and self._sent is not None:
+            return self._sent  # nothing a tile shows has changed: not drawn, not sent
+        data = group_data([job.snapshot() for job in self.job.jobs], self.axes, cached_only=True)
+        self._drawn_tiles = tiles
+        return {"text/html": group_html(data), "text/plain": group_text(data)}
 
 
 def jobs_of(obj: Any) -> list[Any]:

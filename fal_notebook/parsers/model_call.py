@@ -25,8 +25,9 @@ __all__ = ["ModelCall", "Unchecked", "build_model_call", "coerce_value", "model_
            "schema_branches", "MAX_GROUP", "magic_line"]
 
 # Requests one %fal line may make (--n × the sweep's product). Checked from the counts, before a single request
-# dict is built: `--n 100000000` is a typo, and each request is billed.
-MAX_GROUP = 100
+# dict is built: `--n 100000000` is a typo, and each request is billed. A batch of a thousand is a real use (a
+# sweep, a dataset); past the group limit (FAL_NOTEBOOK_GROUP_LIMIT) it needs --yes anyway.
+MAX_GROUP = 1000
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,9 +18,11 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..catalog.pricing import combine_estimates
 from ..config import Settings, key_problem, load_settings
 from ..errors import ConfigError, FalError, NotFoundError, UnknownModelError, UsageError, ValidationError
 from ..store.db import UNFINISHED, JobRecord, JobState, JobStore, new_job_id, new_owner, utcnow
@@ -51,6 +53,17 @@ log = logging.getLogger("fal_notebook")
 _FINAL_FIELDS = ("state", "finished_at", "queue_position", "error", "files", "logs", "result", "inference_time",
                  "started_at")
 SCHEMA_TIMEOUT = 60.0  # fetching an unknown model's OpenAPI document before a submit (retries included)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One request of a submit, checked: where it goes, what to send, what to upload first."""
+
+    endpoint: str
+    arguments: dict
+    uploads: list
+    warnings: list[str]
+    spec: Any
 
 
 def default_origin(env: Mapping[str, str] | None = None) -> str:
@@ -218,48 +231,89 @@ class JobManager:
         ``CostLimitError`` when the estimate exceeds ``max_cost`` (unless ``confirm``), and
         ``ConfigError`` when there is no key to send it with (a stored job that can only fail helps nobody).
         """
+        self._require_key()
+        options = {"priority": priority, "webhook_url": webhook_url, "start_timeout": start_timeout, "hint": hint}
+        arguments, tags = self._check_call(model, arguments, fields, tags, **options)
+        item = self._prepare(model, arguments, validate)
+        estimate = self.prices.estimate(item.endpoint, [item.arguments], self._known_spec(item.endpoint))
+        check_budget(estimate, confirm=confirm)
+        return self._launch([item], [estimate], tags, {"validate": validate, **options}, lineage)[0]
+
+    def submit_many(self, model: str, requests: Iterable[Mapping[str, Any]], *, validate: bool = True,
+                    confirm: bool = False, axes: Iterable[str] = (), tags: Iterable[str] = (),
+                    priority: str | None = None, webhook_url: str | None = None, start_timeout: float | None = None,
+                    hint: str | None = None, lineage: Iterable[tuple[str, str]] = ()) -> JobGroup:
+        """Submit a group (``--n`` / ``--sweep``) as one decision and one step: every input is checked once
+        (one ``ValidationError`` lists the problems of every request) and the group's estimate held against
+        ``max_cost`` before anything is stored; then every job is stored in one transaction and handed to the
+        runtime in one call. ``axes``: the fields that vary, in drawing order (:class:`JobGroup`)."""
+        from ..errors import Problem
+
+        self._require_key()
+        options = {"priority": priority, "webhook_url": webhook_url, "start_timeout": start_timeout, "hint": hint}
+        requests = list(requests)
+        _args, tags = self._check_call(model, {}, {}, tags, **options)
+        items: list[_Prepared] = []
+        problems: list[Problem] = []
+        label = model
+        for index, request in enumerate(requests):
+            arguments, _tags = self._check_call(model, request, {}, (), **options)
+            try:
+                items.append(self._prepare(model, arguments, validate))
+            except ValidationError as exc:
+                if len(requests) == 1:
+                    raise
+                label = exc.model or label
+                where = f"request {index + 1} of {len(requests)}"
+                problems += [Problem(f"{where}: {p.field}", p.message, p.allowed) for p in exc.problems]
+        if problems:
+            raise ValidationError(label, problems)
+        if not items:
+            return JobGroup((), axes=axes)
+        endpoint = items[0].endpoint
+        estimates = self.prices.estimate_each(endpoint, [i.arguments for i in items], self._known_spec(endpoint))
+        check_budget(combine_estimates(estimates), count=len(items), confirm=confirm)
+        jobs = self._launch(items, estimates, tags, {"validate": validate, **options}, lineage)
+        return JobGroup(jobs, axes=axes)
+
+    def _require_key(self) -> None:
+        """A stored job that can only fail helps nobody: no key, nothing is stored."""
         problem = key_problem(self.settings)
         if problem is not None:
             raise ConfigError(problem)
-        arguments, tags = self._check_call(model, arguments, fields, tags, priority=priority,
-                                           start_timeout=start_timeout, hint=hint, webhook_url=webhook_url)
+
+    def _prepare(self, model: str, arguments: dict, validate: bool) -> _Prepared:
+        """One request checked (once) and ready to price: ``ValidationError`` / ``UsageError`` otherwise."""
         try:
             arguments = _vary.job_values(arguments)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         endpoint, arguments, uploads, warnings, spec = self._check(model, arguments, validate)
-        estimate = self.prices.estimate(endpoint, [arguments], self._known_spec(endpoint))
-        check_budget(estimate, confirm=confirm)
-        arguments = _vary.with_seed(spec, arguments)
-        arguments, uploads = self.store.keep_uploads(arguments, uploads)
-        self.start()
-        options = {"validate": validate, "priority": priority, "webhook_url": webhook_url,
-                   "start_timeout": start_timeout, "hint": hint,
-                   "schema": _vary.schema_fingerprint(spec) if spec is not None else None}
-        record = JobRecord(id=new_job_id(), endpoint=endpoint, arguments=arguments, origin=self.origin,
-                           tags=list(tags), options={k: v for k, v in options.items() if v is not None},
-                           owner=self.owner, lease_until=time.time() + self.LEASE, estimate=estimate)
-        self.store.insert(record)
-        self._record_parents(record, lineage)
-        run = JobRun(Tracker(record), uploads=uploads)
-        job = self._job_for(run.tracker, warnings)
-        self._follow(run)
-        return job
+        return _Prepared(endpoint, arguments, uploads, warnings, spec)
 
-    def submit_many(self, model: str, requests: Iterable[Mapping[str, Any]], *, validate: bool = True,
-                    confirm: bool = False, axes: Iterable[str] = (), **options: Any) -> JobGroup:
-        """Submit a group (``--n`` / ``--sweep``) as one decision: every input is checked and the group's
-        estimate held against ``max_cost`` before the first request is sent. ``axes``: the fields that vary,
-        in drawing order (:class:`JobGroup`)."""
-        requests = [dict(r) for r in requests]
-        endpoint = model
-        checked = []
-        for arguments in requests:
-            endpoint, args, _uploads, _warnings, _spec = self._check(model, dict(arguments), validate)
-            checked.append(args)
-        check_budget(self.estimate(endpoint, checked), count=len(checked), confirm=confirm)
-        return JobGroup((self.submit(model, args, validate=validate, confirm=True, **options) for args in requests),
-                        axes=axes)
+    def _launch(self, items: list[_Prepared], estimates: list[dict[str, Any] | None], tags: list[str],
+                options: dict[str, Any], lineage: Iterable[tuple[str, str]]) -> list[Job]:
+        """Store checked, priced requests (one transaction for all) and hand them to the runtime (one call)."""
+        self.start()
+        lineage = list(lineage)
+        records, runs, schemas = [], [], {}
+        for item, estimate in zip(items, estimates, strict=True):
+            arguments = _vary.with_seed(item.spec, item.arguments)
+            arguments, uploads = self.store.keep_uploads(arguments, item.uploads)
+            if item.spec is not None and id(item.spec) not in schemas:
+                schemas[id(item.spec)] = _vary.schema_fingerprint(item.spec)
+            kept = {**options, "schema": schemas.get(id(item.spec))}
+            record = JobRecord(id=new_job_id(), endpoint=item.endpoint, arguments=arguments, origin=self.origin,
+                               tags=list(tags), options={k: v for k, v in kept.items() if v is not None},
+                               owner=self.owner, lease_until=time.time() + self.LEASE, estimate=estimate)
+            records.append(record)
+            runs.append(JobRun(Tracker(record), uploads=uploads))
+        self.store.insert_all(records)
+        for record in records:
+            self._record_parents(record, lineage)
+        jobs = [self._job_for(run.tracker, item.warnings) for run, item in zip(runs, items, strict=True)]
+        self._follow(*runs)
+        return jobs
 
     def estimate(self, model: str, requests: Iterable[Mapping[str, Any]], *, fetch: bool = True
                  ) -> dict[str, Any] | None:
@@ -392,19 +446,26 @@ class JobManager:
         handle = RequestHandle.fallback(endpoint, request_id, self.settings.endpoints.queue)
         return handle.status_url, handle.response_url, handle.cancel_url
 
-    def _follow(self, run: JobRun) -> None:
-        """Register a claimed job as followed here and start its drive task on the loop."""
-        rec = run.record
-        if rec.request_id and not rec.status_url:
-            rec.status_url, rec.response_url, rec.cancel_url = self._fallback_urls(rec.endpoint, rec.request_id)
+    def _follow(self, *runs: JobRun) -> None:
+        """Register claimed jobs as followed here and start their drive tasks on the loop (one hand-over for
+        all of them: a group of 200 is one call into the loop, not 200)."""
+        for run in runs:
+            rec = run.record
+            if rec.request_id and not rec.status_url:
+                rec.status_url, rec.response_url, rec.cancel_url = self._fallback_urls(rec.endpoint, rec.request_id)
         with self._lock:
-            self._runs[rec.id] = run
-            self._trackers[rec.id] = run.tracker
-        self.portal.submit(self._drive(run))
+            for run in runs:
+                self._runs[run.id] = run
+                self._trackers[run.id] = run.tracker
+        if runs:
+            self.portal.submit(self._drive_all(runs))
+
+    async def _drive_all(self, runs: tuple[JobRun, ...]) -> None:
+        for run in runs:
+            if not run.record.state.terminal:  # not cancelled before the loop got to it
+                self._tasks[run.id] = asyncio.ensure_future(self._drive(run))
 
     async def _drive(self, run: JobRun) -> None:
-        if run.record.state.terminal:  # cancelled before its task ever ran
-            return
         self._tasks[run.id] = asyncio.current_task()
         try:
             outcome = await _steps.drive(self, run)

@@ -269,8 +269,12 @@ class JobStore:
             return value
 
     def _journal(self, job_id: str, values: dict[str, Any], *, new: bool = False) -> None:
-        """Record a row write in the journal; compact it (one line per job, from the rows) once it is too big."""
-        self.journal.append(job_id, values, new=new)
+        self._journal_all([(job_id, values)], new=new)
+
+    def _journal_all(self, entries: list[tuple[str, dict[str, Any]]], *, new: bool = False) -> None:
+        """Record row writes in the journal (one append for all); compact it (one line per job, from the rows)
+        once it is too big."""
+        self.journal.append_all(entries, new=new)
         if self.journal.oversized:
             def rows(conn: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
                 return [(row["id"], dict(row)) for row in conn.execute("SELECT * FROM jobs")]
@@ -297,13 +301,25 @@ class JobStore:
     # -- rows ------------------------------------------------------------------------------------------
     def insert(self, record: JobRecord) -> JobRecord:
         """Insert a new row; ``record.arguments`` are externalized first (the record is updated in place)."""
-        record.arguments = self.store_inputs(record.arguments)
-        names = ", ".join(COLUMNS)
-        marks = ", ".join("?" for _ in COLUMNS)
-        values = {n: to_sql(n, getattr(record, n)) for n in COLUMNS}
-        self._write(f"INSERT INTO jobs ({names}) VALUES ({marks})", list(values.values()))
-        self._journal(record.id, values, new=True)
-        return record
+        return self.insert_all([record])[0]
+
+    def insert_all(self, records: Iterable[JobRecord]) -> list[JobRecord]:
+        """Insert new rows in ONE transaction (a group of 200 is one commit, not 200): all or none; each
+        record's ``arguments`` are externalized first (updated in place). Raises if any id exists."""
+        records = list(records)
+        for record in records:
+            record.arguments = self.store_inputs(record.arguments)
+        names, marks = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
+        rows = [{n: to_sql(n, getattr(record, n)) for n in COLUMNS} for record in records]
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.executemany(f"INSERT INTO jobs ({names}) VALUES ({marks})", [list(v.values()) for v in rows])
+
+        if records:
+            self._immediate(body)
+            self._journal_all([(record.id, values) for record, values in zip(records, rows, strict=True)],
+                              new=True)
+        return records
 
     def save(self, record: JobRecord, names: Iterable[str], *, owner: str | None = None,
              release: bool = False) -> bool:

@@ -55,8 +55,13 @@ class Journal:
         return self._size > limit
 
     def append(self, job_id: str, values: dict[str, Any], *, new: bool = False) -> None:
-        self._size += self._write(self._line(job_id, values, new), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                                  self.path)
+        self.append_all([(job_id, values)], new=new)
+
+    def append_all(self, entries: Iterable[tuple[str, dict[str, Any]]], *, new: bool = False) -> None:
+        """One line per ``(job id, values)``, written in one append (a batch of rows is one write call)."""
+        text = "".join(self._line(job_id, values, new) for job_id, values in entries)
+        if text:
+            self._size += self._write(text, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.path)
 
     def rewrite(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Replace the journal with one line per job (``rows``: id and every stored column), atomically."""

@@ -11,6 +11,8 @@ import functools
 import json
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +37,30 @@ def state_name(state: Any) -> str:
     return str(getattr(state, "value", state) or "")
 
 
-@functools.lru_cache(maxsize=256)
-def _thumbnail(path: str, mtime_ns: int, size: int, side: int, max_bytes: int) -> str:
+_CACHE_SIZE = 256  # thumbnails kept (each ≤ THUMB_BYTES): a 200-job grid redraws without re-encoding
+_cache: OrderedDict[tuple[str, int, int, int, int], str] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _thumbnail(path: str, mtime_ns: int, size: int, side: int, max_bytes: int, cached_only: bool = False) -> str:
     """A light JPEG data URI of one local image, or of a video's first frame (cached per file version);
-    "" when it cannot be made."""
+    "" when it cannot be made, or (``cached_only``) is not made yet."""
+    key = (path, mtime_ns, size, side, max_bytes)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    if cached_only:
+        return ""
+    uri = _make_thumbnail(path, side, max_bytes)
+    with _cache_lock:
+        _cache[key] = uri
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return uri
+
+
+def _make_thumbnail(path: str, side: int, max_bytes: int) -> str:
     from .. import media
 
     source: Any = path
@@ -62,19 +84,27 @@ def _first_frame(path: str) -> Any:
     raise ValueError(f"no video frame in {path}")
 
 
-def thumbnail_uri(path: Path, side: int = THUMB_SIDE, max_bytes: int = THUMB_BYTES) -> str:
-    """A data URI thumbnail of a local image or video, ≤ ``max_bytes`` before base64; "" if none."""
+def thumbnail_uri(path: Path, side: int = THUMB_SIDE, max_bytes: int = THUMB_BYTES, *,
+                  cached_only: bool = False) -> str:
+    """A data URI thumbnail of a local image or video, ≤ ``max_bytes`` before base64; "" if none.
+    ``cached_only``: only one made before (a redraw on the kernel's thread never decodes images)."""
     try:
-        stat = Path(path).stat()
+        stat = os.stat(path)
     except OSError:
         return ""
-    return _thumbnail(str(path), stat.st_mtime_ns, stat.st_size, side, max_bytes)
+    return _thumbnail(str(path), stat.st_mtime_ns, stat.st_size, side, max_bytes, cached_only)
 
 
 def _local_href(path: Path) -> str:
     """The file relative to the kernel's folder (JupyterLab resolves it to ``/files/...``), or ""."""
+    return _relative_to(str(path), os.getcwd())
+
+
+@functools.lru_cache(maxsize=1024)
+def _relative_to(path: str, cwd: str) -> str:
+    """Cached: resolving walks every folder of the path, and a 200-tile grid asks on every redraw."""
     try:
-        rel = os.path.relpath(Path(path).resolve(), Path.cwd().resolve())
+        rel = os.path.relpath(Path(path).resolve(), Path(cwd).resolve())
     except ValueError:  # another drive on Windows
         return ""
     return "" if rel.startswith("..") else Path(rel).as_posix()

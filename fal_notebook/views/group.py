@@ -21,10 +21,12 @@ from .card_data import local_href, prompt_of, short_value, state_name, thumbnail
 from .html import badge, esc
 
 __all__ = ["Tile", "GroupData", "tile_data", "tile_html", "group_axes", "group_data", "group_html", "group_text",
-           "TILE_SIDE", "TILE_BYTES"]
+           "tile_budget", "TILE_SIDE", "TILE_BYTES", "GROUP_BYTES"]
 
 TILE_SIDE = 256
 TILE_BYTES = 24_000  # a 4×4 grid stays under ~0.5 MB in the saved notebook
+GROUP_BYTES = 600_000  # all the thumbnails of a larger group together (each redraw sends them all)
+SMALL_TILE = (128, 2_500)  # the least a tile gets: side px, bytes
 _MUTED = "color:#6b7280"
 _BOX = ("font-family:system-ui,-apple-system,sans-serif;font-size:12px;border:1px solid #d1d5db;"
         "border-radius:6px;padding:8px 10px;margin:2px 0")
@@ -66,8 +68,18 @@ def _seed_of(job: Any) -> int | None:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
-def tile_data(job: Any, side: int = TILE_SIDE, max_bytes: int = TILE_BYTES) -> Tile:
-    """Read one job into a :class:`Tile` (on the drawing thread; local files only, never the network)."""
+def tile_budget(count: int) -> tuple[int, int]:
+    """``(side px, bytes)`` of each tile's thumbnail in a group of ``count``: full size up to 4×4, then
+    smaller so the whole group stays near :data:`GROUP_BYTES` (a 200-job grid is not 200 × 24 KB per redraw)."""
+    if count * TILE_BYTES <= GROUP_BYTES:
+        return TILE_SIDE, TILE_BYTES
+    max_bytes = max(SMALL_TILE[1], GROUP_BYTES // count)
+    return (192 if max_bytes >= 8_000 else SMALL_TILE[0]), max_bytes
+
+
+def tile_data(job: Any, side: int = TILE_SIDE, max_bytes: int = TILE_BYTES, *, cached_only: bool = False) -> Tile:
+    """Read one job into a :class:`Tile` (on the drawing thread; local files only, never the network).
+    ``cached_only``: a thumbnail only if one was made before (see ``thumbnail_uri``)."""
     state = state_name(getattr(job, "state", ""))
     files = [Path(p) for p in (getattr(job, "files", None) or [])]
     first = files[0] if files else None
@@ -75,7 +87,7 @@ def tile_data(job: Any, side: int = TILE_SIDE, max_bytes: int = TILE_BYTES) -> T
     return Tile(
         job_id=str(getattr(job, "id", "?")),
         state=state,
-        thumb=thumbnail_uri(first, side, max_bytes) if first is not None else "",
+        thumb=thumbnail_uri(first, side, max_bytes, cached_only=cached_only) if first is not None else "",
         href=_relative(first) if first is not None else "",
         kind="video" if first is not None and first.suffix.lower() in VIDEO_SUFFIXES else "image",
         error=(str(error) or type(error).__name__) if error is not None else "",
@@ -102,30 +114,36 @@ def group_axes(arguments: Sequence[dict], axes: Sequence[str] | None = None) -> 
     return [n for n in varying if n != "seed"] + [n for n in varying if n == "seed"]
 
 
-def group_data(jobs: Sequence[Any], axes: Sequence[str] | None = None) -> GroupData:
+def group_data(jobs: Sequence[Any], axes: Sequence[str] | None = None, *, cached_only: bool = False) -> GroupData:
     """Place every job of the group on the axes (``axes`` names them in order; by default the fields that
-    differ). Identical requests without a seed are numbered ``#1…``."""
+    differ). Identical requests without a seed are numbered ``#1…``. Thumbnails get :func:`tile_budget`;
+    ``cached_only``: only those made before (a live redraw leaves the decoding to another thread)."""
     arguments = [a if isinstance(a, dict) else {} for a in (getattr(j, "arguments", None) for j in jobs)]
     names = group_axes(arguments, axes)
     values: list[dict[str, str]] = [{} for _ in names]  # per axis: key → shown value, in order
+    places: list[dict[str, int]] = [{} for _ in names]  # per axis: key → its index
     coords = []
     for args in arguments:
         where = []
         for axis, name in enumerate(names):
             key = _key(args.get(name))
-            values[axis].setdefault(key, short_value(args.get(name)))
-            where.append(list(values[axis]).index(key))
+            if key not in places[axis]:
+                places[axis][key] = len(values[axis])
+                values[axis][key] = short_value(args.get(name))
+            where.append(places[axis][key])
         coords.append(tuple(where))
     shown = tuple((name, tuple(v.values())) for name, v in zip(names, values, strict=True))
     if not names and len(jobs) > 1:  # identical requests: one axis, their place in the group
         shown = (("#", tuple(str(i + 1) for i in range(len(jobs)))),)
         coords = [(i,) for i in range(len(jobs))]
     first = jobs[0] if jobs else None
+    side, max_bytes = tile_budget(len(jobs))
     return GroupData(
         model=str(getattr(first, "model", "")),
         prompt=prompt_of(first) if first is not None and "prompt" not in names else "",
         axes=shown,
-        tiles=tuple((c, tile_data(j)) for c, j in zip(coords, jobs, strict=True)),
+        tiles=tuple((c, tile_data(j, side, max_bytes, cached_only=cached_only))
+                    for c, j in zip(coords, jobs, strict=True)),
     )
 
 

@@ -20,7 +20,6 @@ import asyncio
 import concurrent.futures
 import logging
 import re
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from ...catalog import ModelSpec
 from ...catalog.validate import validate
 from ...errors import FalError, Problem, UnknownModelError, ValidationError
 from ...views.html import esc
+from ..workers import worker
 from .field_groups import ArrayField, close_tree, make_field
 from .field_media import MediaInput
 from .fields import LABEL_STYLE, UNSET, Field, label_html
@@ -95,17 +95,9 @@ def prefetch_price(model: str) -> None:
         log.debug("no price prefetch for the form: %s", exc)
 
 
-_pool_lock = threading.Lock()
-_lookups: concurrent.futures.ThreadPoolExecutor | None = None
-
-
 def _pool() -> concurrent.futures.ThreadPoolExecutor:
     """One worker thread for schema lookups, shared by every form."""
-    global _lookups
-    with _pool_lock:
-        if _lookups is None:
-            _lookups = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fal-form-lookup")
-        return _lookups
+    return worker("fal-form-lookup")
 
 
 def _known_spec(model: str) -> ModelSpec | None:

@@ -28,6 +28,7 @@ import ipywidgets as W
 from ... import media
 from ...errors import FalError, UsageError, one_line
 from ...views.card_data import thumbnail_uri
+from ..workers import worker
 from .board import MESSAGES, Board
 from .form import SchemaForm
 from .records import comparison_of, detail_of, job_record, media_of, model_for_media, reusable, short_model
@@ -47,18 +48,11 @@ SUBMIT_TIMEOUT = 120.0  # Panel.submit(): storing the jobs (and fetching an unkn
 IDS_PER_REQUEST = 100  # thumbnails answered per message from the view
 WARM_THUMBS = 24  # the gallery's first tiles, made as soon as it is filled
 THUMBS_PER_MESSAGE = 6  # sent together; two workers make them (Pillow decodes and resizes without the GIL)
-_pools: dict[str, concurrent.futures.ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
 
 
 def _pool(name: str) -> concurrent.futures.ThreadPoolExecutor:
     """Worker threads per kind of work, shared by every panel: submits never wait behind thumbnails."""
-    with _pools_lock:
-        pool = _pools.get(name)
-        if pool is None:
-            workers = 2 if name == "thumbs" else 1
-            pool = _pools[name] = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix=f"fal-panel-{name}")
-        return pool
+    return worker(f"fal-panel-{name}", 2 if name == "thumbs" else 1)
 
 
 def panel(model: str | None = None) -> Panel:
