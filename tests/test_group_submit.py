@@ -49,6 +49,14 @@ def inserts(block: list[str]) -> int:
     return sum(sql.startswith("INSERT INTO jobs") for sql in block)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_registry(monkeypatch):
+    """fast-sdxl's schema is fetched here: what is registered goes with the test, as in a fresh process."""
+    from fal_notebook import catalog
+
+    monkeypatch.setattr(catalog, "_registered", {})
+
+
 @pytest.fixture
 def counted_validations(monkeypatch):
     calls = Counter()
