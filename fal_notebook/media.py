@@ -269,6 +269,8 @@ def _reduce_in_strips(image: Any, factor: int) -> Any:
     rows."""
     from PIL import Image
 
+    if image.mode in ("RGB", "L"):  # reduced as they are, no copy: one call (a worker thread gives the GIL away
+        return image.reduce(factor) if factor > 1 else image  # at each call and may wait to get it back)
     mode = {"P": "RGBA", "PA": "RGBA", "1": "L"}.get(image.mode, image.mode)
     width, height = image.size
     rows = factor * max(1, 256 // factor)
@@ -308,7 +310,9 @@ def thumbnail_jpeg(src: Any, max_side: int = 512, max_bytes: int = 80_000,
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image.load()
     if max(image.size) > max_side:
-        factor = max(1, max(image.size) // (2 * max_side))  # box-reduce to ≥ 2× the target, then resample
+        # box-reduce (an area average: no aliasing) to ≥ the target, then resample the last < 2×: a 1024² PNG
+        # to 320 px costs ~3 ms instead of ~13 ms resampling from ≥ 2× (the panel makes dozens at once)
+        factor = max(1, max(image.size) // max_side)
         image = _reduce_in_strips(image, factor)
         image.thumbnail((max_side, max_side))
     if image.mode not in ("RGB", "L"):

@@ -61,6 +61,9 @@ def test_panel_submit_gallery_select_and_reuse_in_jupyterlab(tmp_path, monkeypat
 
 
 def drive(page, lab: dict) -> bytes:
+    sent: list[str] = []  # what the page sends the kernel (the view's requests for thumbnails among them)
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(
+        payload if isinstance(payload, str) else payload.decode("utf-8", "replace"))))
     page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK}?reset&token={lab['token']}")
     page.wait_for_function(KERNEL_READY_JS, timeout=90_000, polling=250)
     page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); "
@@ -81,6 +84,11 @@ def drive(page, lab: dict) -> bytes:
     page.wait_for_function(NEW_RESULT_JS, arg=area, timeout=60_000, polling=200)
     job_row = out.locator(".fal-job").first
     assert "COMPLETED" in job_row.inner_text() and "nano-banana-pro" in job_row.inner_text()
+    # the earlier results' thumbnails came with the panel, before its view existed: the view never asked
+    earlier = [out.locator(".fal-tile").nth(i).get_attribute("data-id") for i in (1, 2, 3)]
+    assert all(out.locator(".fal-tile").nth(i).locator("img[src^='data:image/jpeg']").count() == 1 for i in (1, 2, 3))
+    assert [f for f in sent if '"thumbs"' in f and any(i in f for i in earlier)] == []
+    assert any('"thumbs"' in f for f in sent)  # (the new result's was asked for: the frames are seen)
 
     # change the form, then bring the result's settings back by keyboard alone
     prompt.fill("something else")

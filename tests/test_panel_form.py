@@ -268,6 +268,39 @@ def test_load_on_the_same_model_keeps_the_controls_and_resets_the_rest() -> None
     assert not form.fields["seed"].touched
 
 
+def test_more_options_are_built_when_opened_and_the_request_is_the_same() -> None:
+    """The folded optional fields have no widgets until "More options" opens: untouched, they are not sent
+    anyway (fal's defaults apply), so the request does not change; opened, they show the schema's defaults."""
+    form, recorder = form_for("nano-banana-pro")
+    assert form.more_box.children == () and form.main_fields() == ["prompt"]
+    assert form.more.layout.display == "block"  # the section is there to open
+    form.load(NBP, {"prompt": "a fox"})  # a main field only: nothing unfolds
+    assert form.more_box.children == () and form.more.selected_index is None
+    form.submit()
+    assert recorder.calls == [(NBP, {"prompt": "a fox"}, 1)]
+    form.more.selected_index = 0  # what a click on "More options" in the browser does
+    shown = [child.children[0] for child in form.more_box.children]
+    assert len(form.more_box.children) == 9 and len(form.main.children) == 1
+    ratio = control(form, "aspect_ratio")
+    assert ratio.value == "1:1" and any(ratio is w or ratio in getattr(w, "children", ()) for w in shown)
+    assert form.values() == {"prompt": "a fox"}  # shown, still untouched: still not sent
+    ratio.value = "16:9"
+    control(form, "seed").value = "12x"
+    assert "whole number" in form.fields["seed"].problem.value and form.submit() is None
+    control(form, "seed").value = "7"
+    form.submit()
+    assert recorder.calls[-1] == (NBP, {"prompt": "a fox", "aspect_ratio": "16:9", "seed": 7}, 1)
+
+
+def test_loading_a_folded_field_builds_it_without_opening_first() -> None:
+    form, recorder = form_for("nano-banana-pro")
+    form.load(NBP, {"prompt": "again", "aspect_ratio": "9:16", "not_in_schema": 1})
+    assert form.more.selected_index == 0 and len(form.more_box.children) == 9
+    assert form.values() == {"prompt": "again", "aspect_ratio": "9:16", "not_in_schema": 1}
+    form.picker.value = "flux-dev"  # another model: its optional fields start folded again
+    assert form.model == FLUX and form.more_box.children == () and form.more.selected_index is None
+
+
 def test_load_opens_more_options_when_an_optional_field_is_set() -> None:
     form, _ = form_for(FLUX)
     assert form.more.selected_index is None

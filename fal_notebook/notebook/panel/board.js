@@ -4,7 +4,11 @@
 // http(s) URLs become links and only the kernel's JPEG data URIs become pictures.
 
 const THUMB_PREFIX = "data:image/jpeg;base64,";
-const caches = new WeakMap(); // model -> Map(id -> data URI), shared by every view of one board
+const THUMBS_KEPT = 1000; // the gallery's own limit: a gallery scrolled to its end keeps every picture
+// job id -> data URI, kept by the model (initialize) and read by every view (render). Keyed by job id, not by
+// the model object: anywidget hands initialize and render different proxies of one model. A job's thumbnail is
+// the same in any board, so sharing this map (if a module is ever shared by several boards) stays right.
+const thumbs = new Map();
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -36,33 +40,28 @@ function badge(state) {
   return el("span", { class: `fal-badge fal-${String(state).toLowerCase()}`, text: state });
 }
 
-function cacheOf(model) {
-  if (!caches.has(model)) caches.set(model, new Map());
-  return caches.get(model);
-}
-
-function keep(thumbs, msg) { // the ids of a "thumbs" message's pictures, kept in the model's cache
-  if (!msg || msg.type !== "thumbs" || typeof msg.items !== "object") return [];
+function keep(msg) { // the ids of a "thumbs" message's pictures, now in the cache
+  if (!msg || msg.type !== "thumbs" || typeof msg.items !== "object" || msg.items === null) return [];
   const kept = [];
   for (const [id, uri] of Object.entries(msg.items)) {
     if (typeof uri !== "string" || !uri.startsWith(THUMB_PREFIX)) continue;
+    thumbs.delete(id); // re-inserted: the newest stay when the oldest go
     thumbs.set(id, uri);
     kept.push(id);
   }
+  while (thumbs.size > THUMBS_KEPT) thumbs.delete(thumbs.keys().next().value);
   return kept;
 }
 
 // The model keeps the thumbnails the kernel sends before any view exists (the gallery's first tiles, made
 // while the view is being built), so a new view paints them at once instead of asking for them.
 function initialize({ model }) {
-  const thumbs = cacheOf(model);
-  const onMessage = (msg) => { keep(thumbs, msg); };
+  const onMessage = (msg) => { keep(msg); };
   model.on("msg:custom", onMessage);
   return () => model.off("msg:custom", onMessage);
 }
 
 function render({ model, el: root }) {
-  const thumbs = cacheOf(model);
   const send = (type, extra = {}) => model.send({ type, ...extra });
   const received = new Map(); // job id -> performance.now() when its record arrived (elapsed ticks locally)
 
@@ -105,14 +104,14 @@ function render({ model, el: root }) {
   }
 
   const onMessage = (msg) => {
-    for (const id of keep(thumbs, msg)) {
+    for (const id of keep(msg)) {
       for (const img of root.querySelectorAll(`img[data-thumb="${CSS.escape(id)}"]`)) paint(img, id);
     }
   };
   model.on("msg:custom", onMessage);
 
   function thumbImg(rec, cls) {
-    const img = el("img", { class: cls, alt: rec.prompt || rec.model, "data-thumb": rec.id, loading: "lazy" });
+    const img = el("img", { class: cls, alt: rec.prompt || rec.model, "data-thumb": rec.id, decoding: "async" });
     if (thumbs.has(rec.id)) paint(img, rec.id);
     return img;
   }
@@ -169,24 +168,30 @@ function render({ model, el: root }) {
     model.save_changes();
   }
 
+  // one listener for every tile (hundreds of them): a click or Enter on a tile selects it
+  gallery.addEventListener("click", (event) => {
+    const tile = event.target.closest(".fal-tile");
+    if (tile && gallery.contains(tile)) select(tile.dataset.id, event);
+  });
+
   function drawGallery() {
     observer.disconnect();
     const selected = new Set(model.get("selected") || []);
     const items = model.get("items") || [];
-    gallery.replaceChildren(...items.map((rec) => {
-      const img = thumbImg(rec, "fal-thumb");
+    const tiles = document.createDocumentFragment(); // built off the page, inserted at once: one layout
+    for (const rec of items) {
       const tile = el("button", { class: "fal-tile", type: "button", "data-id": rec.id,
-        "aria-pressed": selected.has(rec.id) ? "true" : "false", title: rec.prompt,
-        onclick: (event) => select(rec.id, event) },
-      img,
+        "aria-pressed": selected.has(rec.id) ? "true" : "false", title: rec.prompt },
+      thumbImg(rec, "fal-thumb"),
       el("span", { class: "fal-caption" }, el("span", { class: "fal-model", text: rec.model }),
         rec.thumb === "video" ? el("span", { class: "fal-kind", text: "video" }) : null,
         rec.files > 1 ? el("span", { class: "fal-kind", text: `${rec.files} files` }) : null,
         rec.mine ? null : el("span", { class: "fal-kind", text: "store" })));
       if (!thumbs.has(rec.id)) observer.observe(tile);
-      return tile;
-    }));
-    if (!items.length) gallery.append(el("div", { class: "fal-empty", text: "Finished results appear here." }));
+      tiles.append(tile);
+    }
+    if (!items.length) tiles.append(el("div", { class: "fal-empty", text: "Finished results appear here." }));
+    gallery.replaceChildren(tiles);
   }
 
   function markSelected() {

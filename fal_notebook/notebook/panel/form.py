@@ -124,7 +124,8 @@ class SchemaForm:
         self._price = price or price_label
         self.on_submit = on_submit
         self.spec: ModelSpec | None = None
-        self.fields: dict[str, Field] = {}
+        self._fields: dict[str, Field] = {}  # the fields built so far (the folded ones once "More options" opens)
+        self._folded: list[str] = []  # optional fields not built yet: no widgets until the user asks for them
         self._extra: dict[str, Any] = {}  # loaded arguments no field shows (kept, sent as they were)
         self._problems: list[Problem] = []
         self._building = False
@@ -144,6 +145,7 @@ class SchemaForm:
         self.main = W.VBox([], layout=W.Layout(width="100%"))
         self.more_box = W.VBox([], layout=W.Layout(width="100%"))
         self.more = W.Accordion(children=[self.more_box], titles=("More options",), selected_index=None)
+        self.more.observe(self._opened, names="selected_index")
         self.count_input = W.BoundedIntText(
             value=1, min=1, max=max_count, description_allow_html=True, style=LABEL_STYLE,
             description=label_html("Variations", f"How many requests to send (1–{max_count})"),
@@ -234,20 +236,22 @@ class SchemaForm:
             pass
 
     def _build(self, spec: ModelSpec) -> None:
+        """Controls for the required fields, the prompt and the file fields; the optional rest stays folded
+        (no widgets) until "More options" opens or a value is put there. Untouched optional fields are never
+        sent (fal's defaults apply), so a field that does not exist yet changes nothing about the request,
+        and the panel opens with a third of the widgets."""
         self._building = True
         try:
-            old = list(self.fields.values())
+            old = list(self._fields.values())
             self.spec, self._extra, self._attempted = spec, {}, False
-            self.fields = {name: make_field(name, prop, required=name in spec.required,
-                                            media=self._media_of(spec)) for name, prop in spec.properties.items()}
-            main = [f for name, f in self.fields.items() if self._is_main(spec, name)]
-            self.main.children = [f.widget for f in main]
-            self.more_box.children = [f.widget for f in self.fields.values() if f not in main]
-            self.more.layout.display = "block" if self.more_box.children else "none"
+            main = [name for name in spec.properties if self._is_main(spec, name)]
+            self._fields = {name: self._make(spec, name) for name in main}
+            self._folded = [name for name in spec.properties if name not in self._fields]
+            self.main.children = [f.widget for f in self._fields.values()]
+            self.more_box.children = []
+            self.more.layout.display = "block" if self._folded else "none"
             self.more.selected_index = None
-            for f in self.fields.values():
-                f.watch(self._changed)
-            prompt = self.fields.get("prompt")
+            prompt = self._fields.get("prompt")
             if prompt is not None and hasattr(prompt, "area"):
                 prompt.area.on_submit(self.submit)
             self.picker.value = spec.id
@@ -261,6 +265,33 @@ class SchemaForm:
             prefetch_price(spec.id)
         self._changed()
 
+    def _make(self, spec: ModelSpec, name: str) -> Field:
+        field = make_field(name, spec.properties[name], required=name in spec.required, media=self._media_of(spec))
+        field.watch(self._changed)
+        return field
+
+    def _unfold(self) -> bool:
+        """Build the folded optional fields (showing their defaults) and put them under "More options"."""
+        if not self._folded or self.spec is None:
+            return False
+        names, self._folded = self._folded, []
+        built = {name: self._make(self.spec, name) for name in names}
+        self._fields.update(built)
+        self._fields = {name: self._fields[name] for name in self.spec.properties if name in self._fields}
+        self.more_box.children = [f.widget for f in built.values()]
+        return True
+
+    def _opened(self, change: Any) -> None:
+        if change["new"] is not None and self._unfold():
+            self._changed()  # the new fields show their problems (after a refused Submit)
+
+    @property
+    def fields(self) -> dict[str, Field]:
+        """Every field of the model, by name. Reading this builds the folded ones (as opening "More options"
+        does); the form itself only looks at the fields built so far."""
+        self._unfold()
+        return self._fields
+
     @staticmethod
     def _media_of(spec: ModelSpec) -> Callable[[str], Any]:
         return lambda path: spec.media_fields.get(path)
@@ -273,7 +304,7 @@ class SchemaForm:
     def values(self) -> dict[str, Any]:
         """The arguments to send: what the user set, plus required fields (JSON-ready)."""
         out = dict(self._extra)
-        for name, f in self.fields.items():
+        for name, f in self._fields.items():
             value = f.get()
             if value is not UNSET and (f.required or f.touched):
                 out[name] = value
@@ -294,7 +325,7 @@ class SchemaForm:
     def _check(self) -> list[Problem]:
         if self.spec is None:
             return [Problem("model", "no model chosen", "pick one in the model box")]
-        found = [Problem(name, text) for name, f in self.fields.items()
+        found = [Problem(name, text) for name, f in self._fields.items()
                  for text in getattr(f, "own_problems", lambda: [])()]
         try:
             validate(self.spec, self.values(), local_files=True, probe_videos=False)
@@ -314,12 +345,12 @@ class SchemaForm:
         for p in self._problems:
             top = _top(p.field)
             text = str(p) if p.field != top else (f"{p.message} (allowed: {p.allowed})" if p.allowed else p.message)
-            by_field.setdefault(top if top in self.fields else "", []).append(text)
-        for name, f in self.fields.items():
+            by_field.setdefault(top if top in self._fields else "", []).append(text)
+        for name, f in self._fields.items():
             f.show_problems(by_field.get(name, []) if f.touched or self._attempted else [])
         self.submit_button.disabled = bool(self._problems)
         self._show_price()
-        names = list(dict.fromkeys(_top(p.field) for p in self._problems if _top(p.field) in self.fields))
+        names = list(dict.fromkeys(_top(p.field) for p in self._problems if _top(p.field) in self._fields))
         general = by_field.get("", [])
         text = "; ".join(general + ([f"to fix first: {', '.join(names)}"] if names else []))
         self.blockers.value = f"<span style='color:#b3261e'>{esc(text)}</span>" if text else ""
@@ -350,25 +381,27 @@ class SchemaForm:
         spec = self._spec(model)
         if spec.id != self.model:
             self._build(spec)
+        if any(name in self._folded for name in arguments):
+            self._unfold()
         self._building = True
         try:
             if spec.id == self.model:
-                for f in self.fields.values():
+                for f in self._fields.values():
                     f.reset()
                 self._extra, self._attempted = {}, False
             for name, value in arguments.items():
-                if name in self.fields:
-                    self.fields[name].set(value)
+                if name in self._fields:
+                    self._fields[name].set(value)
                 else:
                     self._extra[name] = value
         finally:
             self._building = False
-        if any(name not in self.main_fields() for name in arguments if name in self.fields):
+        if any(name not in self.main_fields() for name in arguments if name in self._fields):
             self.more.selected_index = 0
         self._changed()
 
     def main_fields(self) -> list[str]:
-        return [name for name, f in self.fields.items() if f.widget in self.main.children]
+        return [name for name, f in self._fields.items() if f.widget in self.main.children]
 
     def put_media(self, url: str, kind: str) -> str | None:
         """**Use as input**: put ``url`` into the current model's field for ``kind`` ("image"/"video") and
@@ -384,7 +417,7 @@ class SchemaForm:
 
     def _media_fields(self, kind: str) -> list[tuple[str, Field]]:
         out = []
-        for name, f in self.fields.items():
+        for name, f in self._fields.items():
             if isinstance(f, MediaInput) and f.kind == kind:
                 out.append((name, f))
             elif isinstance(f, ArrayField) and f.kind == kind:

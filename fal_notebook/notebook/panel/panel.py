@@ -14,10 +14,8 @@ redraw. Without a kernel loop (plain Python, tests) state changes happen at once
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextvars
-import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -25,14 +23,13 @@ from typing import Any
 
 import ipywidgets as W
 
-from ... import media
 from ...errors import FalError, UsageError, one_line
-from ...views.card_data import thumbnail_uri
 from ..workers import worker
 from .board import MESSAGES, Board
 from .form import SchemaForm
 from .records import comparison_of, detail_of, job_record, media_of, model_for_media, reusable, short_model
 from .snapshot import SNAPSHOT_TILES, local_href, snapshot_html, snapshot_text
+from .thumbs import cache_in, smaller, thumbnail
 
 __all__ = ["Panel", "panel", "GALLERY_LIMIT", "JOB_LIST_LIMIT", "COMPARE_LIMIT", "THUMB_SIDE", "THUMB_BYTES"]
 
@@ -46,7 +43,7 @@ SNAPSHOT_SIDE, SNAPSHOT_BYTES = 128, 8_000
 SNAPSHOT_WAIT = 5.0  # seconds the snapshot waits for the gallery's first thumbnails before drawing without
 SUBMIT_TIMEOUT = 120.0  # Panel.submit(): storing the jobs (and fetching an unknown model's schema)
 IDS_PER_REQUEST = 100  # thumbnails answered per message from the view
-WARM_THUMBS = 24  # the gallery's first tiles, made as soon as it is filled
+WARM_THUMBS = 24  # the gallery's first tiles: made while the form is built, sent before the view asks
 THUMBS_PER_MESSAGE = 6  # sent together; two workers make them (Pillow decodes and resizes without the GIL)
 
 
@@ -78,7 +75,13 @@ class Panel:
         self._dirty: set[str] = set()
         self._flush_pending = False
         self._comparing: list[str] = []
-        self._warming: list[concurrent.futures.Future] = []  # the gallery's first thumbnails, being made
+        self._thumbs = cache_in(self._manager.settings.home / "thumbnails")
+        self._small: dict[str, str] = {}  # the snapshot's copies of the first tiles, by job id
+        self._unsent: list[dict[str, str]] | None = []  # thumbnails made before the board existed (then None)
+        # the gallery first: the workers make its first thumbnails (Pillow, without the GIL) while the form is built
+        gallery = self._gallery_jobs(False)
+        self._warming = self._warm(gallery)
+        mine = self._manager.jobs(limit=JOB_LIST_LIMIT)
         self.form = SchemaForm(model, on_submit=self._on_submit)
         self.board = Board()
         self.board.on_msg(self._on_message)
@@ -86,7 +89,7 @@ class Panel:
         self.board.observe(self._on_show_all, names=["show_all"])
         self.widget = W.VBox([self.form.widget, self.board])
         self.widget.add_class("fal-panel")
-        self._load(self._manager.jobs(limit=JOB_LIST_LIMIT), self._gallery_jobs(False))
+        self._load(mine, gallery, self._warming)
 
     # -- what users read ---------------------------------------------------------------------------------
     @property
@@ -112,8 +115,8 @@ class Panel:
     def snapshot(self) -> str:
         """The job list and newest results as static HTML (what a saved notebook shows without a kernel).
 
-        Its tiles are made from the gallery's own thumbnails (the first ones are already being made by the
-        workers): each picture is decoded once, in parallel, not once more here for the snapshot."""
+        Its tiles are the workers' copies of the gallery's first thumbnails (made, or read from the disk cache,
+        while the form was built): each picture is decoded once, in parallel, not once more here."""
         needed = -(-SNAPSHOT_TILES // THUMBS_PER_MESSAGE)  # the chunks that hold the snapshot's tiles
         concurrent.futures.wait(self._warming[:needed], timeout=SNAPSHOT_WAIT)
         return snapshot_html(self.board.jobs, self.board.items, self._snapshot_thumb, self._snapshot_link)
@@ -243,7 +246,7 @@ class Panel:
 
     def _reload_gallery(self, show_all: bool) -> None:
         found = self._gallery_jobs(show_all)
-        self._hop(self._set_gallery, found)
+        self._hop(self._set_gallery, found, self._warm(found))
 
     # -- job changes (runtime thread) → one redraw on the kernel loop -------------------------------------
     def _changed(self, job_id: str) -> None:
@@ -297,7 +300,7 @@ class Panel:
     def _say(self, text: str) -> None:
         self.board.notice = text
 
-    def _load(self, mine: Iterable[Any], gallery: Iterable[Any]) -> None:
+    def _load(self, mine: Iterable[Any], gallery: Iterable[Any], warming: list[concurrent.futures.Future]) -> None:
         rows = []
         for job in mine:
             self._known[job.id] = job
@@ -305,7 +308,7 @@ class Panel:
             if not job.done:
                 self._follow(job)
         self.board.jobs = rows
-        self._set_gallery(gallery)
+        self._set_gallery(gallery, warming, {r["id"]: r for r in rows})
 
     def _track_new(self, submitted: list[Any]) -> None:
         rows = [job_record(job, mine=True) for job in reversed(submitted)]
@@ -333,18 +336,50 @@ class Panel:
     def _gallery_jobs(self, show_all: bool) -> list[Any]:
         return self._manager.jobs(state="COMPLETED", all=show_all, limit=GALLERY_LIMIT)
 
-    def _set_gallery(self, found: Iterable[Any]) -> None:
+    def _set_gallery(self, found: Iterable[Any], warming: list[concurrent.futures.Future],
+                     drawn: dict[str, dict] | None = None) -> None:
+        """Show ``found`` in the gallery; ``warming`` (from :meth:`_warm`) makes its first tiles, sent as soon as
+        each batch is ready (the view keeps pictures that come before it exists). ``drawn``: records of this
+        notebook's jobs just made for the job list, the same for the gallery."""
         origin = self._manager.origin
+        drawn = drawn or {}
         items = []
         for job in found:
-            record = job_record(job, mine=job.origin == origin)
+            mine = job.origin == origin
+            record = drawn.get(job.id) if mine else None
+            record = record or job_record(job, mine=mine)
             if _in_gallery(record):
                 self._known.setdefault(job.id, job)
                 items.append(record)
         self.board.items = items[:GALLERY_LIMIT]
-        first = [r["id"] for r in items[:WARM_THUMBS]]  # almost surely in view: made while the view is built and sent
-        self._warming = [_pool("thumbs").submit(self._send_thumbs, first[start:start + THUMBS_PER_MESSAGE])
-                         for start in range(0, len(first), THUMBS_PER_MESSAGE)]
+        self._warming = warming
+        with self._lock:
+            unsent, self._unsent = self._unsent or [], None
+        for made in unsent:
+            self._send(made)
+
+    def _warm(self, found: list[Any]) -> list[concurrent.futures.Future]:
+        """Start making the thumbnails of the first tiles of ``found`` (almost surely in view), and the
+        snapshot's copies of the first ones, on the workers."""
+        first: list[tuple[str, str]] = []
+        for job in found:  # the first ones only: a job's files are read anew at each call
+            files = job.files
+            if files:
+                first.append((job.id, str(files[0])))
+                if len(first) == WARM_THUMBS:
+                    break
+        return [_pool("thumbs").submit(self._make_and_send, first[start:start + THUMBS_PER_MESSAGE],
+                                       start < SNAPSHOT_TILES)
+                for start in range(0, len(first), THUMBS_PER_MESSAGE)]
+
+    def _make_and_send(self, pairs: list[tuple[str, str]], small: bool) -> None:
+        """Sent before the task ends, so a tile the snapshot waited for is on its way before the view is."""
+        made = self._make_thumbs(pairs, small)
+        with self._lock:
+            if self._unsent is not None:  # no board yet: it sends them when it is filled
+                self._unsent.append(made)
+                return
+        self._send(made)
 
     def _add_to_gallery(self, records: list[dict]) -> None:
         ids = {r["id"] for r in records}
@@ -370,27 +405,44 @@ class Panel:
             raise FalError(f"job {ref!r} is not shown in this panel")
         return job
 
-    # -- thumbnails (worker thread) ---------------------------------------------------------------------------
-    def _thumbs_of(self, ids: list[str]) -> dict[str, str]:
-        """Thumbnails (cached per file version by ``thumbnail_uri``) of the jobs that have a picture."""
+    # -- thumbnails (worker threads) --------------------------------------------------------------------------
+    def _make_thumbs(self, pairs: list[tuple[str, str]], small: bool = False) -> dict[str, str]:
+        """Tile thumbnails of ``(job id, file)`` pairs, from the disk cache or made and kept there; with
+        ``small``, the snapshot's copies too."""
         items = {}
-        for job_id in ids:
-            job = self._known.get(job_id)
-            files = job.files if job is not None else []
-            uri = thumbnail_uri(files[0], THUMB_SIDE, THUMB_BYTES) if files else ""
+        for job_id, path in pairs:
+            version = self._thumbs.version(path)
+            uri = thumbnail(self._thumbs, path, version, THUMB_SIDE, THUMB_BYTES)
             if uri:
                 items[job_id] = uri
+                if small:
+                    self._small[job_id] = smaller(self._thumbs, version, uri, SNAPSHOT_SIDE, SNAPSHOT_BYTES)
         return items
 
-    def _send_thumbs(self, ids: list[str]) -> None:
-        items = self._thumbs_of(ids)
+    def _send(self, items: dict[str, str]) -> None:
         if items:
-            self.board.send({"type": "thumbs", "items": items})  # a comm message: safe from this thread
+            self.board.send({"type": "thumbs", "items": items})  # a comm message: safe from any thread
+
+    def _send_thumbs(self, ids: list[str]) -> None:
+        """What the view asked for: the thumbnails of these jobs (those the board shows)."""
+        pairs = []
+        for job_id in ids:
+            job = self._known.get(job_id)
+            if job is not None and job.files:
+                pairs.append((job_id, str(job.files[0])))
+        self._send(self._make_thumbs(pairs))
 
     def _snapshot_thumb(self, job_id: str) -> str:
+        made = self._small.get(job_id)
+        if made is not None:
+            return made
         job = self._known.get(job_id)
-        files = job.files if job is not None else []
-        return _smaller(thumbnail_uri(files[0], THUMB_SIDE, THUMB_BYTES)) if files else ""
+        if job is None or not job.files:
+            return ""
+        path = str(job.files[0])
+        version = self._thumbs.version(path)
+        return smaller(self._thumbs, version, thumbnail(self._thumbs, path, version, THUMB_SIDE, THUMB_BYTES),
+                       SNAPSHOT_SIDE, SNAPSHOT_BYTES)
 
     def _snapshot_link(self, job_id: str) -> str:
         job = self._known.get(job_id)
@@ -398,15 +450,6 @@ class Panel:
             return ""
         media = media_of(job)
         return (media[0]["url"] or local_href(media[0]["path"])) if media else ""
-
-
-@functools.lru_cache(maxsize=64)
-def _smaller(uri: str) -> str:
-    """A gallery thumbnail (JPEG data URI) shrunk for the snapshot: a small JPEG decodes in draft mode at once."""
-    if not uri:
-        return ""
-    data = media.thumbnail_jpeg(base64.b64decode(uri.split(",", 1)[1]), SNAPSHOT_SIDE, SNAPSHOT_BYTES)
-    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _in_gallery(record: dict) -> bool:
