@@ -51,6 +51,31 @@ def test_a_thousand_jobs_complete_at_the_protocol_minimum(fal_env, emulator, tmp
     assert sum(calls.values()) <= 3.5 * JOBS, calls
 
 
+@pytest.mark.timeout(240)
+def test_short_jobs_take_three_queue_calls_over_reused_connections(fal_env, emulator, tmp_path, monkeypatch):
+    """The throughput workload (fal's fast jobs, one after another as fast as they go): submit, one stream,
+    one result per job, and far fewer connections than requests (a connection per stream or per request is
+    what made the client's CPU per job grow)."""
+    import httpcore
+
+    made = []
+    create = httpcore.AsyncConnectionPool.create_connection
+    monkeypatch.setattr(httpcore.AsyncConnectionPool, "create_connection",
+                        lambda pool, origin: made.append(origin) or create(pool, origin))
+    emulator.configure(scenario="fast", log_lines=0)
+    jobs_count = 300
+    manager = JobManager(fal_env, store=JobStore(tmp_path / "s.sqlite3"), legacy_file=False, auto_resume=False)
+    try:
+        jobs = [manager.submit("fal-ai/fast-sdxl", SMALL, validate=False) for _ in range(jobs_count)]
+        list(as_completed(jobs, timeout=200))
+    finally:
+        manager.close()
+    assert Counter(job.state for job in jobs) == {JobState.COMPLETED: jobs_count}
+    calls = Counter(kind for request in emulator.requests if (kind := queue_call(request)))
+    assert calls["submit"] == calls["result"] == jobs_count and sum(calls.values()) <= 3.05 * jobs_count, calls
+    assert len(made) < jobs_count / 2, len(made)  # 4 requests per job: 1,200 requests
+
+
 class CountingStore(JobStore):
     """A store that counts its write transactions (one SQL write or one ``BEGIN IMMEDIATE`` block each)."""
 

@@ -90,3 +90,28 @@ def test_a_waiter_cancelled_before_or_after_its_turn_frees_its_place():
 def test_a_scheduler_needs_a_slot():
     with pytest.raises(ValueError):
         Scheduler(limit=0)
+
+
+def test_each_holder_has_its_own_slot_number_and_the_last_freed_is_handed_out_first():
+    async def main() -> None:
+        scheduler = Scheduler(limit=3)
+        release = asyncio.Event()
+        numbers: list[int] = []
+
+        async def hold() -> None:
+            async with scheduler.slot("status") as number:
+                numbers.append(number)
+                await release.wait()
+
+        holders = [asyncio.create_task(hold()) for _ in range(5)]  # 3 hold, 2 wait for a freed number
+        await asyncio.sleep(0)
+        assert sorted(numbers) == [0, 1, 2]
+        release.set()
+        await asyncio.gather(*holders)
+        assert len(numbers) == 5 and set(numbers) == {0, 1, 2}  # the waiters got freed numbers
+        async with scheduler.slot("submit") as first:
+            pass
+        async with scheduler.slot("submit") as again:
+            assert again == first  # warm: its connections were just used
+
+    asyncio.run(main())

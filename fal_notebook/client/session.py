@@ -11,28 +11,34 @@ see it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.util
 import logging
 import weakref
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .._version import __version__
 from ..config import Settings, key_problem, load_settings, origin_of
 from ..errors import ConfigError
+from .connections import LoopClients, StreamLease
 from .http import error_from_response, translate_errors
 from .retry import RetryPolicy, should_retry_error, should_retry_response
 from .scheduler import DEFAULT_LIMIT, Scheduler
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["HttpSession", "DEFAULT_TIMEOUT", "USER_AGENT"]
 
 log = logging.getLogger("fal_notebook")
 # HTTP/2 where the server offers it (ALPN): many status streams share one connection. Needs ``h2``.
 HTTP2 = importlib.util.find_spec("h2") is not None
-H2_STREAMS_PER_CONNECTION = 64  # under common servers' SETTINGS_MAX_CONCURRENT_STREAMS (nginx 128, hypercorn 100)
+# The client of the request slot the running task holds (HTTP/1.1), see :meth:`HttpSession.slot`.
+_SLOT_CLIENT: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar("slot_client", default=None)
 USER_AGENT = f"fal-notebook/{__version__}"
 # fal_client's QUEUE_POLL_TIMEOUT: without a read timeout, stalled TLS reads were never caught.
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=30.0)
@@ -44,9 +50,9 @@ class HttpSession:
     ``content`` may be a zero-argument callable returning fresh content (an async iterator over a file), so a
     retried upload re-reads the file instead of holding it in memory.
 
-    ``max_requests`` short requests are in flight at once per loop (:meth:`slot`, fair between lanes);
-    ``max_streams`` more connections are kept for long-lived status streams. The pool keeps that many
-    connections alive, so a busy runtime reuses them instead of reconnecting.
+    ``max_requests`` short requests are in flight at once per loop (:meth:`slot`, fair between lanes), each
+    through its slot's own small client; ``max_streams`` status streams are open at once on HTTP/1.1, each on
+    a connection of its own. Connections are kept alive and reused (see ``connections.py``).
     """
 
     def __init__(
@@ -62,17 +68,12 @@ class HttpSession:
         self.settings = settings if settings is not None else load_settings()
         self.max_requests, self.max_streams = max_requests, max_streams
         self.multiplexed = False  # an API answer came over HTTP/2: streams share connections
-        self._schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Scheduler] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._http1 = not HTTP2  # an answer came over HTTP/1.1: short requests use their slot's client
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry or RetryPolicy()
         self._transport = transport
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
-        # HTTP/2 only: extra connections for status streams, [client, open streams] each
-        self._shards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[list[Any]]] = (
+        self._ssl: ssl.SSLContext | None = None  # one for every client: building one costs ~20 ms of CPU
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClients] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -81,19 +82,26 @@ class HttpSession:
         key = self.settings.key
         return key.reveal() if key is not None else None
 
-    def client(self) -> httpx.AsyncClient:
-        """The httpx client of the running loop, created on first use there."""
+    def _here(self) -> LoopClients:
+        """The running loop's clients and scheduler, made on first use there."""
         loop = asyncio.get_running_loop()
-        for old in [old for old in self._clients if old.is_closed()]:
-            del self._clients[old]  # its connections died with the loop; nothing left to close
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._new_client(self.max_requests + self.max_streams)
-        return client
+        clients = self._loops.get(loop)
+        if clients is None:
+            for old in [old for old in self._loops if old.is_closed()]:
+                del self._loops[old]  # its connections died with the loop; nothing left to close
+            clients = self._loops[loop] = LoopClients(self._new_client, self.max_requests, self.max_streams)
+        return clients
+
+    def client(self) -> httpx.AsyncClient:
+        """The running loop's main httpx client (requests outside a slot; all of them once fal speaks HTTP/2)."""
+        return self._here().main
 
     def _new_client(self, size: int) -> httpx.AsyncClient:
+        if self._ssl is None:
+            self._ssl = httpx.create_ssl_context()
         return httpx.AsyncClient(
             transport=self._transport,
+            verify=self._ssl,
             timeout=self.timeout,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT},
@@ -101,47 +109,38 @@ class HttpSession:
             http2=HTTP2,
         )
 
-    @asynccontextmanager
-    async def stream_route(self) -> AsyncIterator[httpx.AsyncClient]:
-        """The client one status stream goes through, for as long as it is open. On HTTP/1.1, the main pool
-        (a connection each; the runtime bounds how many). On HTTP/2, one of a few extra connections with room
-        (:data:`H2_STREAMS_PER_CONNECTION` each): httpcore puts every request to one origin on one HTTP/2
-        connection and queues what exceeds the server's stream limit, so hundreds of streams on the main
-        connection would hold up the submits and results behind them."""
-        if not self.multiplexed:
-            yield self.client()
-            return
-        shards = self._shards.setdefault(asyncio.get_running_loop(), [])
-        shard = min((s for s in shards if s[1] < H2_STREAMS_PER_CONNECTION), key=lambda s: s[1], default=None)
-        if shard is None:
-            shard = [self._new_client(1), 0]
-            shards.append(shard)
-        shard[1] += 1
-        try:
-            yield shard[0]
-        finally:
-            shard[1] -= 1
+    def stream_route(self) -> AbstractAsyncContextManager[StreamLease]:
+        """The client one status stream goes through, for as long as it is open: on HTTP/1.1 one with a
+        connection of its own (the runtime bounds how many streams are open; past ``max_streams`` a stream
+        waits here), on HTTP/2 one of a few connections the streams share (see ``connections.py``). The
+        stream marks the lease ``reusable`` once it read its answer to the end."""
+        return self._here().stream(self.multiplexed)
 
     def scheduler(self) -> Scheduler:
         """The running loop's bound on short requests."""
-        loop = asyncio.get_running_loop()
-        scheduler = self._schedulers.get(loop)
-        if scheduler is None:
-            scheduler = self._schedulers[loop] = Scheduler(self.max_requests)
-        return scheduler
+        return self._here().scheduler
 
-    def slot(self, lane: str) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def slot(self, lane: str) -> AsyncIterator[None]:
         """Hold one of the loop's request slots (``lane``: submit, status, result, cancel, download, upload,
-        schema, platform) for a request, retries and the reading of a streamed answer included."""
-        return self.scheduler().slot(lane)
+        schema, platform) for a request, retries and the reading of a streamed answer included. Requests sent
+        inside it go through the slot's own client (HTTP/1.1; see ``connections.py``)."""
+        here = self._here()
+        async with here.scheduler.slot(lane) as number:
+            token = _SLOT_CLIENT.set(here.for_slot(number) if self._http1 and not self.multiplexed else None)
+            try:
+                yield
+            except BaseException:  # cancelled or failed: its connections may be in any state, start afresh
+                here.retire_slot(number)
+                raise
+            finally:
+                _SLOT_CLIENT.reset(token)
 
     async def aclose(self) -> None:
         """Close the running loop's clients. Clients of other loops are closed with their loops."""
-        loop = asyncio.get_running_loop()
-        clients = [self._clients.pop(loop, None), *(s[0] for s in self._shards.pop(loop, []))]
-        for client in clients:
-            if client is not None:
-                await client.aclose()
+        clients = self._loops.pop(asyncio.get_running_loop(), None)
+        if clients is not None:
+            await clients.aclose()
 
     def headers(self, url: str, *, api: bool, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Request headers for ``url``; ``Authorization: Key …`` only for API calls to an API origin."""
@@ -184,7 +183,7 @@ class HttpSession:
         policy for this call (a price lookup before a submit tries once). ``via``: another of this session's
         clients (a status stream's, see :meth:`stream_route`)."""
         policy = retry or self.retry
-        client = via or self.client()
+        client = via or _SLOT_CLIENT.get() or self.client()
         request_headers = self.headers(url, api=api, extra=headers)
         call_timeout = timeout if timeout is not None else self.timeout
         seconds = call_timeout.read if isinstance(call_timeout, httpx.Timeout) else call_timeout
@@ -257,4 +256,6 @@ class HttpSession:
         if response.http_version == "HTTP/2" and not self.multiplexed:
             self.multiplexed = True
             log.debug("%s speaks HTTP/2: status streams share connections", origin_of(str(request.url)))
+        elif not self._http1 and response.http_version == "HTTP/1.1":
+            self._http1 = True
         return response

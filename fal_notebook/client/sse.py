@@ -11,6 +11,7 @@ When the stream is not offered (404/405/406, or not ``text/event-stream``) or br
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from .retry import TRANSIENT_STATUS
 from .wire import Status
 
 if TYPE_CHECKING:
+    from .connections import StreamLease
     from .session import HttpSession
     from .wire import RequestHandle
 
@@ -34,6 +36,8 @@ log = logging.getLogger("fal_notebook")
 # job is slow. Connect, write and pool timeouts stay the client's.
 STREAM_READ_TIMEOUT = 45.0
 NOT_OFFERED = (404, 405, 406)
+END_WAIT = 0.02  # seconds the end of a stream may take after COMPLETED before the connection is dropped instead
+END_EVENTS = 4
 
 
 class StreamUnavailable(Exception):
@@ -83,6 +87,21 @@ async def _open(session: HttpSession, handle: RequestHandle, *, logs: bool, what
         raise StreamUnavailable(f"could not open the stream ({exc})") from exc
 
 
+async def _read_end(events: AsyncIterator[object]) -> bool:
+    """Read the stream's end, which fal sends right after COMPLETED; True when it came. A connection whose
+    answer was read to the end serves the next stream, one closed mid-answer does not (a new connection per
+    stream costs more CPU than the rest of the stream). Bounded in time and events."""
+    try:
+        async with asyncio.timeout(END_WAIT):
+            for _ in range(END_EVENTS):
+                await anext(events)
+    except StopAsyncIteration:
+        return True
+    except (TimeoutError, FalError, httpx.HTTPError):
+        pass
+    return False
+
+
 async def sse_statuses(
     session: HttpSession, handle: RequestHandle, *, logs: bool = True, silence: float = STREAM_READ_TIMEOUT
 ) -> AsyncIterator[Status]:
@@ -91,14 +110,17 @@ async def sse_statuses(
     pings alone do not count: a stream that only pings would otherwise be followed for ever). Auth errors and
     other fal answers raise their typed errors."""
     what = f"status stream of request {handle.request_id}"
-    async with session.stream_route() as via:
-        async for status in _read(session, handle, logs=logs, silence=silence, what=what, via=via):
-            yield status
+    async with session.stream_route() as lease:
+        statuses = _read(session, handle, logs=logs, silence=silence, what=what, lease=lease)
+        async with contextlib.aclosing(statuses):  # closed here, before the connection is handed on
+            async for status in statuses:
+                yield status
 
 
 async def _read(session: HttpSession, handle: RequestHandle, *, logs: bool, silence: float, what: str,
-                via: httpx.AsyncClient) -> AsyncIterator[Status]:
-    response = await _open(session, handle, logs=logs, what=what, via=via)
+                lease: StreamLease) -> AsyncIterator[Status]:
+    response = await _open(session, handle, logs=logs, what=what, via=lease.client)
+    ended = False
     try:
         content_type = response.headers.get("content-type", "")
         if response.status_code in NOT_OFFERED or "text/event-stream" not in content_type:
@@ -127,7 +149,10 @@ async def _read(session: HttpSession, handle: RequestHandle, *, logs: bool, sile
         except FalError as exc:  # a broken connection or a read timeout mid-stream
             raise StreamUnavailable(str(exc)) from exc
         finally:
+            if last is not None and last.done:
+                ended = await _read_end(events)
             await events.aclose()
         raise StreamUnavailable("the stream closed before the request completed")
     finally:
         await response.aclose()
+        lease.reusable = ended
