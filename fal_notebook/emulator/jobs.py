@@ -3,10 +3,16 @@
 A job never needs a background task: its phase (IN_QUEUE → IN_PROGRESS → COMPLETED), queue position and visible
 log lines are computed from its timestamps whenever someone asks. That keeps the emulator thread-safe with one lock
 (tests call ``hold``/``release`` from their own thread) and makes timing scenarios exact.
+
+Because the state is a function of the clock, the book also knows when a job will next look different
+(:meth:`JobBook.next_change`): a status stream sleeps until then instead of re-reading the job on a timer, and
+the changes the clock does not decide (cancel, release) wake it (:meth:`JobBook.watch`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import math
 import threading
 import time
@@ -79,6 +85,7 @@ class EmulatedJob:
     webhook: str | None = None
     output: dict[str, Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _log_book: tuple[float, list[float], list[dict[str, Any]]] | None = field(default=None, repr=False)
 
     @property
     def start(self) -> float:
@@ -113,6 +120,7 @@ class JobBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, EmulatedJob] = {}
+        self._watchers: set[asyncio.Future[None]] = set()
         self.hold_new = False  # new jobs stay IN_QUEUE until released (read under the lock as each is added)
 
     def add(self, **kwargs: Any) -> EmulatedJob:
@@ -151,6 +159,48 @@ class JobBook:
                 return Snapshot("IN_QUEUE", self._position(job, now), [], None, None)
             return Snapshot("IN_PROGRESS", None, _logs(job, now), None, None)
 
+    def next_change(self, job: EmulatedJob, now: float) -> float:
+        """The first instant after ``now`` at which the job's status, queue position or visible log count may
+        differ from what it is at ``now`` if nothing else happens (``INF`` once it ended, or while it is held
+        with no deadline). Cancel and release are not foreseen: they wake :meth:`watch`."""
+        with self._lock:
+            ended_at, _ = job.end()
+            if now >= ended_at:
+                return INF
+            start = job.start
+            if now < start:
+                if job.held or job.released is not None or job.queue_s <= 0:
+                    return min(start, ended_at)
+                # the position is ceil(x) - 1 with x = (start - now) / queue_s * (ahead + 1): it drops when x
+                # reaches the next integer below it
+                slots = job.queue_ahead + 1
+                steps = math.ceil((start - now) / job.queue_s * slots) - 1
+                return min(start - max(0, steps) * job.queue_s / slots, ended_at)
+            times = _log_book(job)[1]
+            index = bisect.bisect_right(times, now)
+            return min(times[index], ended_at) if index < len(times) else ended_at
+
+    def watch(self) -> asyncio.Future[None]:
+        """A future on the running loop, resolved at the next change the clock does not decide (a cancel, a
+        release, the book cleared), from whichever thread makes it. Pass it to :meth:`unwatch` when done."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._watchers.add(future)
+        return future
+
+    def unwatch(self, future: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._watchers.discard(future)
+
+    def _wake(self) -> None:
+        """Resolve every watcher (called under the lock); each on its own loop's thread."""
+        watchers, self._watchers = self._watchers, set()
+        for future in watchers:
+            try:
+                future.get_loop().call_soon_threadsafe(_resolve, future)
+            except RuntimeError:  # its loop is closed: nobody waits on it any more
+                pass
+
     def _position(self, job: EmulatedJob, now: float) -> int:
         if job.held:
             ahead = [j for j in self._jobs.values() if j.held and j.submitted < job.submitted]
@@ -167,12 +217,14 @@ class JobBook:
             if job.end()[0] <= now:
                 return False
             job.cancelled = now
+            self._wake()
             return True
 
     def clear(self) -> None:
         """Forget every job (between tests: each test sees only its own)."""
         with self._lock:
             self._jobs.clear()
+            self._wake()
 
     def release(self, request_id: str | None = None, *, stop_holding: bool = False) -> int:
         """Let held jobs start now (``stop_holding``: and hold no new ones); returns how many were released."""
@@ -185,24 +237,34 @@ class JobBook:
                 if job.held and (request_id is None or job.request_id == request_id):
                     job.held, job.released = False, now
                     count += 1
+            if count:
+                self._wake()
         return count
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _log_book(job: EmulatedJob) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """(start, when each line appears, the lines) for the job's current start, made once per start (a status
+    poll with logs used to format every timestamp again); call under the book's lock."""
+    start = job.start
+    if job._log_book is None or job._log_book[0] != start:
+        count = job.log_lines
+        times = [start + job.run_s * i / max(count, 1) for i in range(count)] if start < INF else []
+        lines = []
+        for i, at in enumerate(times):
+            wall = job.submitted_wall + timedelta(seconds=at - job.submitted)
+            message = "Loading model" if i == 0 else f"Generating: step {i}/{count - 1}"
+            lines.append({"message": message, "level": "INFO", "source": "USER",
+                          "timestamp": wall.isoformat().replace("+00:00", "Z")})
+        job._log_book = (start, times, lines)
+    return job._log_book
 
 
 def _logs(job: EmulatedJob, now: float) -> list[dict[str, Any]]:
     """Log lines emitted evenly over the run; the first right at start."""
-    lines = []
-    for i in range(job.log_lines):
-        at = job.start + job.run_s * i / max(job.log_lines, 1)
-        if at > now:
-            break
-        wall = job.submitted_wall + timedelta(seconds=at - job.submitted)
-        message = "Loading model" if i == 0 else f"Generating: step {i}/{job.log_lines - 1}"
-        lines.append(
-            {
-                "message": message,
-                "level": "INFO",
-                "source": "USER",
-                "timestamp": wall.isoformat().replace("+00:00", "Z"),
-            }
-        )
-    return lines
+    _, times, lines = _log_book(job)
+    return lines[:bisect.bisect_right(times, now)]

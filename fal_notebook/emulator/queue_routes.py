@@ -23,6 +23,7 @@ __all__ = ["split_app_id", "submit", "request_route", "job_output"]
 _LEGACY = re.compile(r"^\d+-[A-Za-z0-9-]+$")
 _NAMESPACES = ("workflows", "comfy")
 _TRUE = {"1", "true", "yes", "on"}
+_LATE = 0.001  # s a stream sleeps past a foreseen change, so the clock has surely reached it when it reads again
 
 
 def split_app_id(segments: list[str]) -> tuple[str, str] | None:
@@ -150,22 +151,34 @@ async def _stream(request: Request, state: EmulatorState, job: EmulatedJob | Non
 
 
 async def _events(base: str, state: EmulatorState, job: EmulatedJob, with_logs: bool) -> AsyncIterator[str]:
-    """One ``data:`` event per change with log deltas; ``: ping`` when quiet; ends after COMPLETED."""
+    """One ``data:`` event per change with log deltas; ``: ping`` when quiet; ends after COMPLETED.
+
+    Between events the stream sleeps until the job's next foreseeable change (the book computes it from the
+    clock) or the next ping, whichever comes first; a cancel or release wakes it at once. Re-reading every
+    stream on a timer cost thousands of wake-ups a second with hundreds of streams open."""
+    book = state.book
     last_key, sent_logs, last_sent = None, 0, time.monotonic()
     while True:
-        snap = state.book.snapshot(job)
-        key = (snap.status, snap.queue_position, len(snap.logs))
-        now = time.monotonic()
-        if key != last_key:
-            delta = snap.logs[sent_logs:] if with_logs else None
-            yield "data: " + json.dumps(status_body(base, job, snap, delta)) + "\n\n"
-            last_key, sent_logs, last_sent = key, len(snap.logs), now
-            if snap.status == "COMPLETED":
-                return
-        elif now - last_sent >= state.knobs.ping_interval:
-            yield ": ping\n\n"
-            last_sent = now
-        await asyncio.sleep(min(0.02, state.knobs.ping_interval))
+        woken = book.watch()  # before reading: a change made after this read still wakes the sleep below
+        try:
+            now = time.monotonic()
+            snap = book.snapshot(job, now)
+            key = (snap.status, snap.queue_position, len(snap.logs))
+            ping = state.knobs.ping_interval
+            if key != last_key:
+                delta = snap.logs[sent_logs:] if with_logs else None
+                yield "data: " + json.dumps(status_body(base, job, snap, delta)) + "\n\n"
+                last_key, sent_logs, last_sent = key, len(snap.logs), now
+                if snap.status == "COMPLETED":
+                    return
+            elif now - last_sent >= ping:
+                yield ": ping\n\n"
+                last_sent = now
+            wake_at = min(book.next_change(job, now), last_sent + ping)
+            if not woken.done():
+                await asyncio.wait((woken,), timeout=max(0.0, wake_at - time.monotonic()) + _LATE)
+        finally:
+            book.unwatch(woken)
 
 
 async def _result(request: Request, state: EmulatorState, job: EmulatedJob | None) -> Response:

@@ -59,14 +59,21 @@ def render_image(width: int, height: int, fmt: str, text: str, index: int = 0,
 
     With a ``seed``, coloured shapes placed by that seed (and the image's index) cover it, so variations of
     one prompt look different at a glance, and the same seed draws the same picture, as a real model would."""
-    from fal_notebook.media import make_test_image
-
     pil_format, content_type = IMAGE_FORMATS.get(fmt.lower(), IMAGE_FORMATS["png"])
     label = f"fal emulator #{index + 1} {width}x{height} {text[:120]}"
-    data = make_test_image(width, height, pil_format.lower(), label)
+    data = _labelled(width, height, pil_format.lower(), label)
     if seed is None:
         return data, content_type
     return _with_shapes(data, pil_format, seed * 16 + index, f"seed {seed}"), content_type
+
+
+@functools.lru_cache(maxsize=8)
+def _labelled(width: int, height: int, fmt: str, label: str) -> bytes:
+    """The labelled gradient, made once per size and label: a batch of one prompt draws the same one each time
+    (the seed's shapes are what differ), and drawing it was most of a result's cost."""
+    from fal_notebook.media import make_test_image
+
+    return make_test_image(width, height, fmt, label)
 
 
 def _with_shapes(data: bytes, pil_format: str, seed: int, caption: str) -> bytes:

@@ -16,6 +16,8 @@ from fal_notebook.emulator.state import EmulatorState
 __all__ = ["storage_token", "initiate_upload", "cdn_upload", "multipart_create", "multipart_part",
            "multipart_complete", "signed_put", "serve_blob"]
 
+_SMALL = 64 * 1024  # blobs up to this size are answered from one read; larger ones (and ranges) stream from disk
+
 
 async def storage_token(request: Request, state: EmulatorState) -> Response:
     token = secrets.token_urlsafe(24)
@@ -95,5 +97,9 @@ async def serve_blob(request: Request, state: EmulatorState, key: str) -> Respon
     blob = state.store.get(key)
     if blob is None:
         return JSONResponse({"detail": "File not found"}, status_code=404)
+    if blob.size <= _SMALL and "range" not in request.headers:  # no worker-thread round trips for a thumbnail
+        disposition = f'inline; filename="{key.split("/", 1)[1]}"'  # keys are [A-Za-z0-9._-]: nothing to quote
+        return Response(blob.path.read_bytes(), media_type=blob.content_type,
+                        headers={"content-disposition": disposition})
     return FileResponse(blob.path, media_type=blob.content_type, filename=key.split("/", 1)[1],
                         content_disposition_type="inline")
