@@ -23,7 +23,7 @@ from ._schema import describe_schema, format_path, json_type, range_text
 from ._sendable import check_sendable, sendable_problems
 from ._spec import ModelSpec
 
-__all__ = ["Validated", "validate", "replace_at", "check_sendable"]
+__all__ = ["Validated", "validate", "replace_at", "check_sendable", "jsonschema_module"]
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -127,6 +127,14 @@ def _validator_class() -> Any:
                 if sys.modules.get(name, 0) is None:
                     del sys.modules[name]  # a later import of it by anyone works as usual
     return Draft202012Validator
+
+
+def jsonschema_module() -> Any:
+    """``jsonschema``, imported (if nobody did yet) without the format checker that costs seconds (above)."""
+    _validator_class()
+    import jsonschema
+
+    return jsonschema
 
 
 def _schema_errors(spec: ModelSpec, view: dict) -> list:

@@ -7,8 +7,10 @@ result GET returns with 422.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +19,7 @@ from fal_notebook import catalog
 from fal_notebook.catalog import ModelSpec
 from fal_notebook.catalog.openapi import openapi_from_spec
 from fal_notebook.catalog.seeds import returns_seed
+from fal_notebook.catalog.validate import jsonschema_module
 from fal_notebook.emulator import render
 from fal_notebook.emulator.blobs import BlobStore
 from fal_notebook.emulator.extra_models import EXTRA_MODEL_IDS, extra_openapi
@@ -37,7 +40,7 @@ _TYPE_ERRORS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per model (cached below), hashed by identity
 class EmulatedModel:
     endpoint_id: str
     category: str
@@ -53,11 +56,26 @@ class EmulatedModel:
         return openapi_from_spec(self.spec)
 
 
+_MADE: dict[int, tuple[ModelSpec, EmulatedModel]] = {}  # id(spec) → (spec, model)
+_MADE_LOCK = threading.Lock()
+
+
 def _from_spec(spec: ModelSpec) -> EmulatedModel:
+    """One model per catalogue spec (made per request before: each submit and result paid for it again)."""
+    with _MADE_LOCK:
+        made = _MADE.get(id(spec))
+        if made is not None and made[0] is spec:
+            return made[1]
     root = {"$ref": "#/definitions/Input", "definitions": {"Input": spec.input_schema}}
-    return EmulatedModel(spec.id, spec.category, spec.output, root, spec)
+    model = EmulatedModel(spec.id, spec.category, spec.output, root, spec)
+    with _MADE_LOCK:
+        if len(_MADE) >= 256:  # specs registered over and over: start again rather than grow
+            _MADE.clear()
+        _MADE[id(spec)] = (spec, model)
+    return model
 
 
+@functools.cache  # the extra models never change: one each (a deep copy of the document per request before)
 def _from_openapi(endpoint_id: str) -> EmulatedModel:
     doc = extra_openapi(endpoint_id) or {}
     name = schema_name(endpoint_id)
@@ -112,10 +130,13 @@ def _pydantic_entry(error: Any) -> tuple[str, str, dict[str, Any] | None]:
     return "value_error", error.message, None
 
 
-def _schema_problems(model: EmulatedModel, arguments: Any) -> list[dict[str, Any]]:
-    import jsonschema
+@functools.lru_cache(maxsize=64)
+def _validator_for(model: EmulatedModel) -> Any:
+    return jsonschema_module().Draft7Validator(model.schema_root)
 
-    validator = jsonschema.Draft7Validator(model.schema_root)
+
+def _schema_problems(model: EmulatedModel, arguments: Any) -> list[dict[str, Any]]:
+    validator = _validator_for(model)
     problems: list[dict[str, Any]] = []
     for error in sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path]):
         path = list(error.absolute_path)

@@ -47,6 +47,7 @@ class JobRun:
     streamed: bool = False  # a status stream was tried (one try per job)
     cancel_wanted: bool = False  # cancelled while UNKNOWN: cancelled at fal as soon as its request is found
     logs_seen: int = -1  # fal's log count at the last reading applied (new lines only when it changes)
+    resumed: bool = False  # taken over from an earlier process: fal may have finished it long ago
 
     @property
     def record(self) -> JobRecord:

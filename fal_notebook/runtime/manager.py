@@ -493,7 +493,7 @@ class JobManager:
             tracker = self._tracker_for(claimed)
             tracker.replace(claimed)
             self._resumed.add(claimed.id)
-            self._follow(JobRun(tracker))
+            self._follow(JobRun(tracker, resumed=True))
             resumed.append(self._job_for(tracker))
         if resumed:
             log.info("resumed %d unfinished job(s)", len(resumed))
@@ -680,7 +680,7 @@ class JobManager:
                 claimed = self.store.claim(tracker.id, self.owner, self.LEASE)
                 if claimed is not None:
                     tracker.replace(claimed)
-                    self._follow(JobRun(tracker))
+                    self._follow(JobRun(tracker, resumed=True))
                     return
                 await asyncio.sleep(self.WATCH_EVERY)
         finally:

@@ -253,11 +253,13 @@ async def _stream(ledger: Ledger, run: JobRun, handle: RequestHandle) -> bool:
 
 
 async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
-    """Poll at the pace of the job's phase, from the last reading on (the submit's answer counts); switch to
-    the stream as soon as a stream slot frees up."""
+    """Poll at the pace of the job's phase, from the last reading on (the submit's answer counts; a resumed job
+    has none, and most of those ended while no process followed them: read at once); switch to the stream as
+    soon as a stream slot frees up."""
     pacer, failures = PollPacer(), 0
     rec = run.record
-    await asyncio.sleep(pacer.next(rec.state.value, rec.queue_position))
+    if not run.resumed:
+        await asyncio.sleep(pacer.next(rec.state.value, rec.queue_position))
     last_read = time.monotonic()
     while True:
         if await _stream(ledger, run, handle):
