@@ -261,12 +261,24 @@ def child_kernel(url: str, jobs: int, seconds: float, home: str, trivial: int) -
             "iopub_bytes": ended_bytes, "iopub_messages": ended_messages, "wall": time.perf_counter() - start}
 
 
+EMULATOR_CPU = [0.0]  # this process's CPU seconds while children ran: the emulator's share of each section
+
+
 def run_child(*args: str) -> dict[str, Any]:
+    before = time.process_time()
     out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=False,
                          timeout=900)
     if out.returncode != 0:
         raise SystemExit(f"child {args[:2]} failed:\n{out.stderr[-3000:]}")
+    EMULATOR_CPU[0] += time.process_time() - before
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def emulator_line() -> str:
+    """The emulator's CPU over the section just printed (then reset): small next to the clients' own, or the
+    section measured the emulator."""
+    seconds, EMULATOR_CPU[0] = EMULATOR_CPU[0], 0.0
+    return f"emulator CPU (this process, while the clients ran): {seconds:.1f} s"
 
 
 # -- the parent: one emulator, the record read after each run ------------------------------------------------
@@ -414,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     print(header("scale: fal_notebook vs fal_client's async client"))
+    began = time.perf_counter()
     import fal_notebook.emulator.state as emulator_state
 
     emulator_state.MAX_RECORDS = 1_000_000  # fal_client polls 10x a second: keep every request of a run
@@ -423,19 +436,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"1. {args.jobs} concurrent jobs, {args.seconds:g} s each on the server")
             print(table(["client", "queue calls/job", "done→result ms p50", "p95", "CPU s", "peak RSS MiB", "wall s"],
                         concurrent(server, args.jobs, args.seconds)))
+            print(emulator_line())
         if args.short:
             print(f"\n2. throughput: {args.short} short jobs")
             print(table(["client", "wall s", "jobs/s", "CPU ms/job", "queue calls/job"],
                         throughput(server, args.short)))
+            print(emulator_line())
         if args.resume:
             print(f"\n3. {args.resume} unfinished jobs resumed by a new process (fal_client cannot resume)")
             print(table(["client", "jobs", "first status of all s", "last result lag s", "CPU s", "wall s"],
                         resume(server, args.resume)))
+            print(emulator_line())
         if args.kernel:
             print(f"\n4. a real kernel: %fal … --n {args.kernel} ({args.seconds:g} s each); fal_client has no notebook "
                   "equivalent, so the baseline is the same kernel with no jobs")
             print(table(["kernel", "no jobs", f"{args.kernel} jobs in flight", "target"],
                         kernel(server, args.kernel, args.seconds)))
+            print(emulator_line())
+    print(f"\nwhole run: {time.perf_counter() - began:.0f} s")
     return 0
 
 
