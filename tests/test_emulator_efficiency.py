@@ -1,14 +1,18 @@
-"""The emulator's status stream sleeps until the job's next change (or a cancel / release wakes it), instead of
-re-reading every open stream on a timer: counted in snapshot computations, never timed."""
+"""The emulator costs little per request, so a benchmark measures its clients: a status stream sleeps until
+the job's next change (or a cancel / release wakes it) instead of re-reading every open stream on a timer
+(counted in snapshot computations, never timed), and its replies never wait for the client's delayed ACK."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import threading
 
 import httpx
 import pytest
 
+from fal_notebook.emulator import server as emulator_server
 from fal_notebook.emulator.jobs import INF, JobBook
 
 MODEL = "fal-ai/flux/dev"
@@ -146,3 +150,31 @@ def test_next_change_of_held_and_cancelled_jobs():
     assert book.next_change(job, job.released) == pytest.approx(job.released + 2.0)
     assert book.cancel(job)
     assert book.next_change(job, job.cancelled) == INF
+
+
+def test_connections_the_emulator_accepts_have_nagle_off():
+    """A reply goes out in two writes (headers, body): with Nagle on, the second waited for the client's
+    delayed ACK, ~40 ms on every request of a kept-alive connection. asyncio turns it off only on sockets that
+    say they are TCP, so the listening socket must."""
+    listener = emulator_server._bind("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+
+    async def accept_one() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            value = await asyncio.wait_for(accepted, 10)
+            writer.close()
+            return value
+        finally:
+            server.close()
+
+    assert asyncio.run(accept_one()) != 0
