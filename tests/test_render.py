@@ -315,3 +315,39 @@ def test_a_big_group_is_one_output_with_few_redraws_and_no_image_decoded_on_the_
     assert len(decoded_on) == count and set(decoded_on) != {"MainThread"}
     assert all(name.startswith("fal-thumbnails") for name in decoded_on), set(decoded_on)
     assert all(job._callbacks == [] for job in jobs) and card._unsubscribe is None
+
+
+def test_a_finished_group_is_resent_by_a_later_cell_only_once_its_thumbnails_are_made(ip, published, monkeypatch,
+                                                                                     tmp_path):
+    """The automatic resend after each cell (for nbclient) waits for the worker: it never decodes on the
+    kernel's thread, and the group it sends is complete."""
+    import fal_notebook.media as media
+
+    monkeypatch.setattr(render, "BLOCKED_AFTER", 60)
+    monkeypatch.chdir(tmp_path)
+    jobs = [FakeJob(id=f"job{n}", arguments={"prompt": "a dot", "seed": n}) for n in range(5)]
+    files = [make_png(tmp_path / f"out{n}.png", (40, 40)) for n in range(5)]
+    gate, decoded_on = threading.Event(), []
+    real_thumbnail = media.thumbnail_jpeg
+
+    def thumbnail(*args, **kwargs):
+        decoded_on.append(threading.current_thread().name)
+        gate.wait(30)  # the worker is slow
+        return real_thumbnail(*args, **kwargs)
+
+    monkeypatch.setattr(media, "thumbnail_jpeg", thumbnail)
+
+    async def scenario():
+        card = render.LiveGroup(jobs).show()
+        for n, job in enumerate(jobs):
+            job.set(state="COMPLETED", files=[files[n]])
+        assert all(job.done for job in jobs) and not card._final()
+        assert render.resend_final() == 0  # a cell ended: the group is not sent half-drawn, nothing decoded here
+        gate.set()
+        await _until(card._final)
+        assert render.resend_final() == 1
+        assert render.resend_final() == 0
+
+    asyncio.run(scenario())
+    assert published[-1]["data"]["text/html"].count("data:image/jpeg;base64,") == 5
+    assert decoded_on and all(name.startswith("fal-thumbnails") for name in decoded_on), decoded_on

@@ -295,6 +295,7 @@ class LiveGroup(LiveCard):
 
     def _subscribe(self) -> Any:
         undo = [job.on_change(functools.partial(self._job_changed, job)) for job in self.job.jobs if not job.done]
+        self._ended.update(job.id for job in self.job.jobs if job.done)  # ended before their subscription
 
         def unsubscribe() -> None:
             for one in undo:
@@ -332,7 +333,11 @@ class LiveGroup(LiveCard):
     def _final(self) -> bool:
         with self._lock:
             warming = self._warming
-        return not warming and len(self._ended) >= len(self.job.jobs) and bool(self.job.done)
+        if warming:
+            return False
+        if self._unsubscribe is not None and len(self._ended) < len(self.job.jobs):
+            return False  # followed: the jobs are counted as they end, no need to look at all 200 each change
+        return bool(self.job.done)
 
     def _bundle(self) -> dict[str, str]:
         tiles = tuple((state_name(job.state), len(job.files), job.id in self._made) for job in self.job.jobs)
@@ -358,13 +363,14 @@ def show(obj: Any, *, live: bool = True) -> list[LiveCard]:
 
 def resend_final(jobs: Iterable[Any] | None = None) -> int:
     """Re-publish cards from the current cell: those of ``jobs`` (finished or not) and every finished card
-    not yet re-published. Returns how many were sent. Call on the main thread, inside a cell."""
+    not yet re-published (a group once its thumbnails are made too: a later cell resends it, so the kernel's
+    thread never decodes them). Returns how many were sent. Call on the main thread, inside a cell."""
     wanted = {id(job) for job in jobs} if jobs is not None else set()
     with _CARDS_LOCK:
         cards = list(_CARDS)
     sent = 0
     for card in cards:
-        if any(id(job) in wanted for job in card.jobs) or (card.job.done and not card.final_sent):
+        if any(id(job) in wanted for job in card.jobs) or (not card.final_sent and card._final()):
             card.resend()
             sent += 1
     _prune()
