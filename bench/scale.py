@@ -130,6 +130,7 @@ class KernelDriver:
         self.bytes = self.messages = 0
         self.group_text = ""
         self.streamed: list[str] = []  # stdout text of the cells (the probe's answer)
+        self.idle: set[str] = set()  # cells whose every output has arrived (iopub's "idle" for them)
 
     def close(self) -> None:
         self.kc.stop_channels()
@@ -144,6 +145,8 @@ class KernelDriver:
         if parent in self.counting or kind in ("display_data", "update_display_data", "stream", "error"):
             self.bytes += sum(len(f) for f in frames)
             self.messages += 1
+        if kind == "status" and msg["content"].get("execution_state") == "idle":
+            self.idle.add(parent)
         if kind == "stream":
             self.streamed.append(msg["content"].get("text", ""))
         if kind in ("display_data", "update_display_data", "execute_result"):
@@ -154,7 +157,8 @@ class KernelDriver:
             raise SystemExit(f"kernel error: {msg['content'].get('ename')}: {msg['content'].get('evalue')}")
 
     def run(self, code: str, *, count: bool = False, timeout: float = 300) -> tuple[float, dict]:
-        """Execute ``code``; seconds from the request to its reply, and the reply's content."""
+        """Execute ``code``; seconds from the request to its reply, and the reply's content. Returns once the
+        cell's outputs have arrived too (they come on iopub, which may lag the reply)."""
         import zmq
 
         shell, iopub = self.kc.shell_channel.socket, self.kc.iopub_channel.socket
@@ -166,19 +170,21 @@ class KernelDriver:
         if count:
             self.counting.add(msg_id)
         deadline = start + timeout
-        while True:
+        took, content = None, {}
+        while took is None or msg_id not in self.idle:
             ready = dict(poller.poll(max(1, int((deadline - time.perf_counter()) * 1000))))
             if iopub in ready:
                 self._read_iopub()
             if shell in ready:
                 reply = self.kc.shell_channel.get_msg(timeout=0)
                 if reply["parent_header"].get("msg_id") == msg_id:
-                    took = time.perf_counter() - start
-                    if reply["content"]["status"] != "ok":
-                        raise SystemExit(f"cell failed: {code[:80]!r}: {reply['content'].get('evalue')}")
-                    return took, reply["content"]
+                    took, content = time.perf_counter() - start, reply["content"]
+                    if content["status"] != "ok":
+                        raise SystemExit(f"cell failed: {code[:80]!r}: {content.get('evalue')}")
             if time.perf_counter() > deadline:
                 raise SystemExit(f"cell timed out: {code[:80]!r}")
+        self.idle.discard(msg_id)
+        return took, content
 
     def drain(self, seconds: float) -> None:
         """Read iopub for ``seconds`` (late updates of a finished group)."""
