@@ -132,3 +132,30 @@ def test_a_second_panel_decodes_nothing(panels, fal_env, emulator, monkeypatch, 
     wait_for(lambda: [m for m in sent if len(m["items"]) == 3])
     assert decoded == []
     assert thumbs.cache_in(fal_env.home / "thumbnails") is thumbs.cache_in(fal_env.home / "thumbnails")
+
+
+def test_a_tile_being_made_unasked_is_not_made_again_when_the_view_asks(panels, emulator, monkeypatch, wait_for):
+    from fal_notebook.notebook.panel import panel as panel_module
+    from fal_notebook.notebook.panel.board import Board
+
+    job = jobs.submit("nano-banana-pro", prompt="a fox").wait(timeout=30)
+    gate, making = threading.Event(), []
+    real = panel_module.thumbnail
+
+    def slow(*args, **kwargs):
+        making.append(args[1])
+        assert gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(panel_module, "thumbnail", slow)
+    sent = []
+    monkeypatch.setattr(Board, "send", lambda self, content, buffers=None: sent.append(content))
+    p = panels()
+    wait_for(lambda: making)  # the first tile is being made, unasked
+    asked = []
+    monkeypatch.setattr(p, "_send_thumbs", lambda ids: asked.append(ids))
+    p.board._handle_custom_msg({"type": "thumbs", "ids": [job.id, "not-being-made"]}, [])  # the view asks
+    assert wait_for(lambda: asked) == [["not-being-made"]]
+    gate.set()
+    p.snapshot()  # waits for the unasked ones
+    assert [list(m["items"]) for m in sent] == [[job.id]] and len(making) == 1

@@ -78,6 +78,7 @@ class Panel:
         self._thumbs = cache_in(self._manager.settings.home / "thumbnails")
         self._small: dict[str, str] = {}  # the snapshot's copies of the first tiles, by job id
         self._unsent: list[dict[str, str]] | None = []  # thumbnails made before the board existed (then None)
+        self._warming_ids: set[str] = set()  # being made unasked: a request from the view for them waits for them
         # the gallery first: the workers make its first thumbnails (Pillow, without the GIL) while the form is built
         gallery = self._gallery_jobs(False)
         self._warming = self._warm(gallery)
@@ -223,7 +224,8 @@ class Panel:
         if kind == "thumbs":
             ids = content.get("ids")
             if isinstance(ids, list):
-                ids = [str(i) for i in ids[:IDS_PER_REQUEST]]
+                with self._lock:  # those being made anyway are sent when ready: not made twice
+                    ids = [str(i) for i in ids[:IDS_PER_REQUEST] if str(i) not in self._warming_ids]
                 for start in range(0, len(ids), THUMBS_PER_MESSAGE):  # the first tiles fill in first
                     _pool("thumbs").submit(self._send_thumbs, ids[start:start + THUMBS_PER_MESSAGE])
         elif kind == "cancel":
@@ -368,18 +370,24 @@ class Panel:
                 first.append((job.id, str(files[0])))
                 if len(first) == WARM_THUMBS:
                     break
+        with self._lock:
+            self._warming_ids.update(job_id for job_id, _ in first)
         return [_pool("thumbs").submit(self._make_and_send, first[start:start + THUMBS_PER_MESSAGE],
                                        start < SNAPSHOT_TILES)
                 for start in range(0, len(first), THUMBS_PER_MESSAGE)]
 
     def _make_and_send(self, pairs: list[tuple[str, str]], small: bool) -> None:
         """Sent before the task ends, so a tile the snapshot waited for is on its way before the view is."""
-        made = self._make_thumbs(pairs, small)
-        with self._lock:
-            if self._unsent is not None:  # no board yet: it sends them when it is filled
-                self._unsent.append(made)
-                return
-        self._send(made)
+        try:
+            made = self._make_thumbs(pairs, small)
+            with self._lock:
+                if self._unsent is not None:  # no board yet: it sends them when it is filled
+                    self._unsent.append(made)
+                    return
+            self._send(made)
+        finally:  # sent (or impossible): a later request from the view makes them again (from the disk cache)
+            with self._lock:
+                self._warming_ids.difference_update(job_id for job_id, _ in pairs)
 
     def _add_to_gallery(self, records: list[dict]) -> None:
         ids = {r["id"] for r in records}
