@@ -18,7 +18,9 @@ The warm-up cell does what a notebook using fal_notebook does first, ``%load_ext
 job runtime), and imports the widget libraries; the timed cell still imports the panel's own modules. Python
 runs from bytecode compiled beforehand, as an installed package has it (a copy of the package in the bench's
 temporary folder: the checkout is left as it was). Also counted: the thumbnails the
-view asked the kernel for (from the page's websocket frames; the first tiles' come unasked, with the panel).
+view asked the kernel for (from the page's websocket frames; the first tiles' come unasked, with the panel), and
+the kernel's CPU seconds from the timed cell to the next one (all its threads; a figure the machine's other load
+does not inflate as it does the wall times).
 
 Synced state is the JSON of ``get_state()`` of every widget in the displayed tree, binary buffers counted by
 their length. Prints a table, the load average of the machine around each timed open, and the ratio baseline /
@@ -67,6 +69,17 @@ def _state_bytes(widget, seen=None):
                 total += _state_bytes(child, seen)
     return total
 """
+CPU_CODE = """import resource
+def _cpu():
+    \"\"\"The kernel's CPU seconds (all its threads) since the last call: what the timed cell and its
+    aftermath cost, whatever else the machine runs.\"\"\"
+    global _ru
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    used = ru.ru_utime + ru.ru_stime - _ru
+    _ru = ru.ru_utime + ru.ru_stime
+    return round(used, 3)
+_ru = 0.0
+_cpu()"""
 PANEL_CELL = "panel = fal_notebook.panel('nano-banana-pro')\npanel"
 BASELINE_CELL = """import ipywidgets as W
 from fal_notebook import media
@@ -164,9 +177,10 @@ def measure(count: int, tmp: Path, site: Path, baseline: bool, shot: str = "") -
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in (
         f"%load_ext fal_notebook\nimport fal_notebook, ipywidgets, anywidget, jsonschema  # timed cells start equal\n"
-        f"N = {count}", PANEL_CELL,
-        f"{STATE_CODE}\nprint(json.dumps({{'panel': _state_bytes(panel.widget)}}))", BASELINE_CELL,
-        "print(json.dumps({'baseline': _state_bytes(grid)}))")]
+        f"N = {count}\n{CPU_CODE}", PANEL_CELL,
+        f"{STATE_CODE}\nprint(json.dumps({{'cpu': _cpu(), 'state_bytes': _state_bytes(panel.widget)}}))",
+        BASELINE_CELL, "print(json.dumps({'cpu': _cpu(), 'state_bytes': _state_bytes(grid)}))",
+        "print(json.dumps({'cpu': _cpu()}))")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, nb_dir / "bench.ipynb")
     for name, sub in (("HOME", ""), ("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
@@ -200,6 +214,7 @@ def measure(count: int, tmp: Path, site: Path, baseline: bool, shot: str = "") -
                 results["panel"].update(printed(page, 2))
                 results["panel"]["asked"] = asked_thumbnails(frames)
                 if baseline:
+                    printed(page, 5)  # the kernel's CPU count starts again
                     load = os.getloadavg()[0]
                     results["baseline"] = page.evaluate(TIMING_JS, [3, ".widget-image", count, "img.widget-image",
                                                                          ".widget-gridbox"])
@@ -237,8 +252,7 @@ def printed(page, index: int) -> dict:
     found = re.search(r"\{[^{}]*\}\s*$", area.inner_text().strip())
     if found is None:
         raise RuntimeError(f"cell {index} printed no JSON: {area.inner_text()[-2000:]}")
-    key, value = json.loads(found.group(0)).popitem()
-    return {"state_bytes": value}
+    return json.loads(found.group(0))
 
 
 def main() -> None:
@@ -262,9 +276,9 @@ def main() -> None:
     for name, r in opens:
         rows.append([name, f"{(r['output'] or 0) / 1000:.2f}", f"{r['tiles'] / 1000:.2f}",
                      f"{(r['shown'] or 0) / 1000:.2f}", str(r["visible"]), str(r.get("asked", "")),
-                     f"{r['state_bytes'] / 1e6:.2f}", "{:.2f} → {:.2f}".format(*r["load"])])
+                     f"{r['state_bytes'] / 1e6:.2f}", f"{r['cpu']:.2f}", "{:.2f} → {:.2f}".format(*r["load"])])
     print(table(["gallery", "output s", "all tiles in DOM s", "visible thumbs loaded s", "visible",
-                 "thumbs asked", "synced state MB", "load avg"], rows))
+                 "thumbs asked", "synced state MB", "kernel CPU s", "load avg"], rows))
     print(f"thumbnail cache after both opens: {cached} entries (tiles and the snapshot's copies)")
     base, ours = results["baseline"], results["panel"]
     print(f"ratio baseline / panel (cold): tiles {ratio(base['tiles'], ours['tiles'])}, "

@@ -94,7 +94,12 @@ function render({ model, el: root }) {
     }
     if (wanted.size && !asking) {
       asking = true;
-      requestAnimationFrame(() => { asking = false; send("thumbs", { ids: [...wanted] }); wanted.clear(); });
+      requestAnimationFrame(() => {
+        asking = false;
+        const ids = [...wanted].filter((id) => !thumbs.has(id)); // some may have come meanwhile, unasked
+        wanted.clear();
+        if (ids.length) send("thumbs", { ids });
+      });
     }
   }, { root: null, rootMargin: "300px" });
 
