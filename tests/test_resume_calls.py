@@ -95,3 +95,31 @@ def test_a_resumed_job_still_running_is_followed_on_its_stream(fal_env, emulator
         manager.close()
     assert resumed.state is JobState.COMPLETED
     assert calls_per_job(emulator.requests, [request_id])[request_id] == Counter(stream=1, result=1)
+
+
+def test_a_resume_reads_every_job_before_fetching_results(fal_env, emulator, tmp_path, wait_for):
+    """The first reads and the results of a resume wait in one lane, in order: where every job stands is known
+    before the first result is fetched (with two lanes taking turns, half the slots went to results while most
+    jobs were still unread)."""
+    request_ids = leave(fal_env, emulator, tmp_path / "s.sqlite3", 30, wait_for)
+    emulator.release()
+    wait_for(lambda: all(emulator.status_of(rid) == "COMPLETED" for rid in request_ids))
+    manager = JobManager(fal_env, store=JobStore(tmp_path / "s.sqlite3"), legacy_file=False, auto_resume=False,
+                         max_streams=0, max_requests=4)
+    sent: list[str] = []
+    session = manager.client.session
+    real_send = session.send
+
+    async def send(method, url, **kwargs):
+        if "/requests/" in url:
+            sent.append("status" if url.endswith("/status") else "result")
+        return await real_send(method, url, **kwargs)
+
+    session.send = send
+    try:
+        done = list(as_completed(manager.resume(), timeout=60))
+    finally:
+        manager.close()
+    assert len(done) == 30 and all(job.state is JobState.COMPLETED for job in done)
+    assert sent.count("status") == 30 and sent.count("result") == 30
+    assert sent.index("result") == 30, sent  # every read went out before the first result

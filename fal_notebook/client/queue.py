@@ -192,13 +192,14 @@ class AsyncQueueClient(AsyncSessionClient):
         state = body.get("status") or "IN_QUEUE"
         return handle, Status.from_json({**body, "status": state})
 
-    async def status(self, handle: RequestHandle, *, logs: bool = True) -> Status:
-        """One status reading (202 while pending, 200 when COMPLETED; both accepted)."""
+    async def status(self, handle: RequestHandle, *, logs: bool = True, lane: str = "status") -> Status:
+        """One status reading (202 while pending, 200 when COMPLETED; both accepted). ``lane``: the
+        scheduler's lane it waits in (see :class:`~.scheduler.Scheduler`)."""
         what = f"status of request {handle.request_id}"
         body = await self._json(
             "GET",
             _web(handle.status_url, what),
-            lane="status",
+            lane=lane,
             what=what,
             params={"logs": "1" if logs else "0"},
         )
@@ -236,11 +237,11 @@ class AsyncQueueClient(AsyncSessionClient):
         async for status in self.poll_status(handle, logs=logs, interval=poll_interval):
             yield status
 
-    async def result(self, handle: RequestHandle) -> dict[str, Any]:
+    async def result(self, handle: RequestHandle, *, lane: str = "result") -> dict[str, Any]:
         """The output of a COMPLETED request. A failed request raises ``JobFailedError`` with fal's detail and
-        error_type; a result past fal's retention raises ``ResultExpiredError``."""
+        error_type; a result past fal's retention raises ``ResultExpiredError``. ``lane`` as for status."""
         what = f"result of {handle.endpoint_id} request {handle.request_id}"
-        async with self.session.slot("result"):
+        async with self.session.slot(lane):
             response = await self.session.send("GET", _web(handle.response_url, what), what=what, api=True,
                                                idempotent=True, kind="result")
         body = response_json(response)

@@ -47,6 +47,10 @@ __all__ = ["LostJob", "drive", "media_items", "output_name", "PollPacer", "fetch
 
 log = logging.getLogger("fal_notebook")
 MEDIA_KEYS = ("images", "image", "video", "videos", "audio")
+# A resume's first status reads and its results wait in one lane, first come first served: every resumed job is
+# read before results are fetched (a user sees where each stands at once), and the resume as a whole shares the
+# request slots fairly with other work (a lane of its own in the scheduler's round).
+RESUME_LANE = "resume"
 RESULT_ATTEMPTS = 5
 
 
@@ -261,11 +265,12 @@ async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
     if not run.resumed:
         await asyncio.sleep(pacer.next(rec.state.value, rec.queue_position))
     last_read = time.monotonic()
+    lane = RESUME_LANE if run.resumed else "status"
     while True:
         if await _stream(ledger, run, handle):
             return
         try:
-            status = await ledger.client.status(handle)
+            status = await ledger.client.status(handle, lane=lane)
         except NotFoundError as exc:
             raise ResultExpiredError(
                 f"fal no longer knows request {handle.request_id} ({exc}); results are kept 1 h after "
@@ -286,7 +291,7 @@ async def _poll(ledger: Ledger, run: JobRun, handle: RequestHandle) -> None:
             log.warning("status of %s failed (%s); trying again in %.0f s", handle.request_id, exc, delay)
             await asyncio.sleep(delay)
             continue
-        failures, last_read = 0, time.monotonic()
+        failures, last_read, lane = 0, time.monotonic(), "status"
         apply_status(ledger, run, status)
         if status.done:
             return
@@ -309,7 +314,7 @@ async def result_step(ledger: Ledger, run: JobRun) -> None:
     rec.result_fetches += 1
     for attempt in range(1, RESULT_ATTEMPTS + 1):
         try:
-            rec.result = await ledger.client.result(handle_of(rec))
+            rec.result = await ledger.client.result(handle_of(rec), lane=RESUME_LANE if run.resumed else "result")
             break
         except FalError as exc:  # a GET: asking again cannot make a second job
             if attempt == RESULT_ATTEMPTS or not transient(exc):
