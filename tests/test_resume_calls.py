@@ -1,4 +1,4 @@
-"""What resuming costs on the wire: counts from the emulator's request record, never times.
+"""What resuming costs on the wire (counts from the emulator's request record, never times), and a late reading.
 
 Jobs left unfinished by one manager are taken over by another. One fal finished meanwhile costs one status
 read and one result (no stream connection each); one still running is read once, then followed on its stream.
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from fal_notebook import errors
 from fal_notebook.runtime import JobManager, as_completed
 from fal_notebook.store import JobState, JobStore
 
@@ -123,3 +126,27 @@ def test_a_resume_reads_every_job_before_fetching_results(fal_env, emulator, tmp
     assert len(done) == 30 and all(job.state is JobState.COMPLETED for job in done)
     assert sent.count("status") == 30 and sent.count("result") == 30
     assert sent.index("result") == 30, sent  # every read went out before the first result
+
+
+def test_a_reading_that_arrives_after_the_job_ended_changes_nothing():
+    """A cancel ends the job while the stream's COMPLETED event is on its way: that late reading must not make
+    the record look running again (a waiter woken by the cancel read IN_PROGRESS)."""
+    from fal_notebook.client.wire import Status
+    from fal_notebook.runtime.ledger import JobRun
+    from fal_notebook.runtime.steps import apply_status
+    from fal_notebook.runtime.tracker import Tracker
+    from fal_notebook.store.records import JobRecord
+
+    record = JobRecord(id="j1", endpoint="fal-ai/fast-sdxl", arguments={}, origin="test", request_id="r1",
+                       state=JobState.CANCELLED)
+    noted = []
+
+    class Ledger:
+        def note(self, run, *names):
+            noted.append(names)
+
+    late = Status.from_json({"status": "COMPLETED", "request_id": "r1", "logs": None, "metrics": {},
+                             "error": "Request was cancelled by the user", "error_type": "request_cancelled"})
+    with pytest.raises(errors.JobCancelledError):
+        apply_status(Ledger(), JobRun(Tracker(record)), late)
+    assert record.state is JobState.CANCELLED and noted == []

@@ -207,6 +207,8 @@ def _read_status(run: JobRun, status: Status) -> bool:
     """Copy a reading into the record; True when something a user sees changed (new log lines included,
     also once the kept tail is full)."""
     rec = run.record
+    if rec.state.terminal:  # the manager ended it (a cancel) while this reading was on its way: it stays so
+        return False
     before = (rec.state, rec.queue_position, run.logs_seen, rec.inference_time)
     if status.state == "IN_PROGRESS" or (status.done and rec.state is not JobState.IN_PROGRESS):
         if rec.started_at is None:
