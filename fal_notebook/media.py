@@ -102,10 +102,13 @@ def sniff_suffix(data: bytes) -> str:
     return ".mp4" if data[4:8] == b"ftyp" else ""
 
 
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f]")  # \s is what str.isspace() says (the same Unicode table)
+
+
 def is_web_url(url: object) -> bool:
     """True for an absolute ``http(s)://host/…`` URL: the only kind that is ever followed, downloaded or made a
     link (a server's ``javascript:``, ``file:`` or ``data:text/html`` URL must never become either)."""
-    if not isinstance(url, str) or any(ch.isspace() or ord(ch) < 32 for ch in url):
+    if not isinstance(url, str) or _SPACE_OR_CONTROL.search(url):
         return False
     scheme, sep, rest = url.partition("://")
     return bool(sep) and scheme.lower() in ("http", "https") and bool(rest.split("/", 1)[0].strip("@:"))
