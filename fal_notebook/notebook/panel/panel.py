@@ -44,7 +44,8 @@ SNAPSHOT_WAIT = 5.0  # seconds the snapshot waits for the gallery's first thumbn
 SUBMIT_TIMEOUT = 120.0  # Panel.submit(): storing the jobs (and fetching an unknown model's schema)
 IDS_PER_REQUEST = 100  # thumbnails answered per message from the view
 WARM_THUMBS = 24  # the gallery's first tiles: made while the form is built, sent before the view asks
-THUMBS_PER_MESSAGE = 6  # sent together; two workers make them (Pillow decodes and resizes without the GIL)
+THUMBS_PER_MESSAGE = 2  # sent together; two workers make them (Pillow decodes and resizes without the GIL):
+# small batches, so each of the first tiles is sent after the fewest decodes (the 8th after 4 per worker, not 6)
 
 
 def _pool(name: str) -> concurrent.futures.ThreadPoolExecutor:
