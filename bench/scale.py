@@ -240,11 +240,11 @@ def _probe(driver: KernelDriver) -> dict[str, float]:
     return found[-1]
 
 
-def child_kernel(url: str, jobs: int, seconds: float, home: str, trivial: int) -> dict[str, Any]:
+def child_kernel(url: str, jobs: int, seconds: float, home: str, trivial: int, pixels: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "JPY_"))}
     env.update(FAL_NOTEBOOK_ENDPOINT=url, FAL_KEY=KEY, FAL_NOTEBOOK_HOME=str(Path(home) / "home"),
                FAL_NOTEBOOK_OUTPUTS=str(Path(home) / "outputs"), JPY_SESSION_NAME=str(Path(home) / "scale.ipynb"))
-    size = json.dumps({"width": 16, "height": 16})
+    size = json.dumps({"width": pixels, "height": pixels})
     start = time.perf_counter()
     driver = KernelDriver(env, home)
     try:
@@ -397,11 +397,11 @@ def resume(server: Any, jobs: int) -> list[list[str]]:
              f"{measured['wall']:.1f}"]]
 
 
-def kernel(server: Any, jobs: int, seconds: float, trivial: int = 50) -> list[list[str]]:
+def kernel(server: Any, jobs: int, seconds: float, trivial: int = 50, pixels: int = 16) -> list[list[str]]:
     server.configure(scenario="normal", queue_seconds=0.0, run_seconds=seconds, log_lines=2)
     server.clear_requests()
     with tempfile.TemporaryDirectory(prefix="fal-scale-") as home:
-        run = run_child("kernel", str(jobs), str(seconds), home, str(trivial))
+        run = run_child("kernel", str(jobs), str(seconds), home, str(trivial), str(pixels))
     idle, busy = run["idle"], run["busy"]
 
     def target(value: float, limit: float, unit: str) -> str:
@@ -429,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", type=int, default=1000, help="short jobs for throughput (default 1000)")
     parser.add_argument("--resume", type=int, default=1000, help="jobs resumed by a new process (default 1000)")
     parser.add_argument("--kernel", type=int, default=200, help="jobs of the kernel workload (default 200; 0 skips)")
+    parser.add_argument("--kernel-image", type=int, default=16, metavar="PIXELS",
+                        help="width = height of the kernel workload's images (default 16; 512 or 1024: downloads and thumbnails that cost what real ones do)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -436,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "fal_client":
             result = child_fal_client(os.environ["SCALE_URL"], int(rest[0]), rest[1] == "1")
         elif kind == "kernel":
-            result = child_kernel(os.environ["SCALE_URL"], int(rest[0]), float(rest[1]), rest[2], int(rest[3]))
+            result = child_kernel(os.environ["SCALE_URL"], int(rest[0]), float(rest[1]), rest[2], int(rest[3]),
+                                  int(rest[4]))
         else:
             result = child_notebook(os.environ["SCALE_URL"], int(rest[0]), rest[1], rest[2])
         print(json.dumps(result))
@@ -464,10 +467,10 @@ def main(argv: list[str] | None = None) -> int:
                         resume(server, args.resume)))
             print(emulator_line())
         if args.kernel:
-            print(f"\n4. a real kernel: %fal … --n {args.kernel} ({args.seconds:g} s each); fal_client has no notebook "
-                  "equivalent, so the baseline is the same kernel with no jobs")
+            print(f"\n4. a real kernel: %fal … --n {args.kernel} ({args.seconds:g} s each, {args.kernel_image}² px "
+                  "images); fal_client has no notebook equivalent, so the baseline is the same kernel with no jobs")
             print(table(["kernel", "no jobs", f"{args.kernel} jobs in flight", "target"],
-                        kernel(server, args.kernel, args.seconds)))
+                        kernel(server, args.kernel, args.seconds, pixels=args.kernel_image)))
             print(emulator_line())
     print(f"\nwhole run: {time.perf_counter() - began:.0f} s")
     return 0

@@ -26,6 +26,7 @@ import pytest
 
 from fal_notebook.config import Limits
 from fal_notebook.media import make_test_image
+from fal_notebook.runtime.job import Job
 from fal_notebook.runtime.manager import JobManager
 from fal_notebook.store import JobStore
 from fal_notebook.store.records import JobState
@@ -141,7 +142,7 @@ def test_50_jobs_under_mixed_faults_on_every_route(fal_env, emulator, tmp_path, 
         "status": {"kind": "502", "rate": 0.3},
         "stream": {"kind": "ping_only", "rate": 0.3},
         "result": {"kind": "502", "rate": 0.3},
-        "cancel": {"kind": "502", "rate": 0.5},
+        "cancel": {"kind": "502", "count": 2},  # the first two cancels: retried
         "upload": {"kind": "502", "rate": 0.3},
         "media": {"kind": "reset", "rate": 0.2},
         "history": {"kind": "502", "rate": 0.3},
@@ -152,17 +153,24 @@ def test_50_jobs_under_mixed_faults_on_every_route(fal_env, emulator, tmp_path, 
     settings = dataclasses.replace(fal_env, limits=dataclasses.replace(Limits(), listing_delay=3.0))
     manager = JobManager(settings, store=JobStore(tmp_path / "jobs.sqlite3"), origin="t", legacy_file=False)
     manager.client.stream_silence = 1.0
+    victims = set(range(1, 50, 12))  # cancelled while fal holds them queued, so every cancel reaches fal
+
+    def submit(n: int) -> Job:
+        if n % 10 == 0:  # a local file: an upload first
+            return manager.submit("fal-ai/nano-banana-pro/edit", {"prompt": f"mixed {n}", "image_urls": [str(image)]})
+        return manager.submit(MODEL, {"prompt": f"mixed {n}", "seed": n})
+
     try:
-        jobs = []
-        for n in range(50):
-            if n % 10 == 0:  # a local file: an upload first
-                jobs.append(manager.submit("fal-ai/nano-banana-pro/edit", {"prompt": f"mixed {n}",
-                                                                          "image_urls": [str(image)]}))
-            else:
-                jobs.append(manager.submit(MODEL, {"prompt": f"mixed {n}", "seed": n}))
-        for job in jobs[1:50:12]:  # cancels go to fal once it has the request
+        jobs = [submit(n) for n in range(50) if n not in victims]
+        for job in jobs:  # every POST of the others made (or the job ended) before fal starts holding new ones
+            wait_for(lambda job=job: job.request_id or job.done, timeout=120)
+        emulator.hold(True)
+        held = [submit(n) for n in sorted(victims)]
+        for job in held:  # cancels go to fal once it has the request
             wait_for(lambda job=job: job.request_id or job.done, timeout=120)
             job.cancel()
+        emulator.release()
+        jobs += held
         for job in jobs:
             job.wait(timeout=180)
         rows = manager.store.list()
@@ -171,6 +179,7 @@ def test_50_jobs_under_mixed_faults_on_every_route(fal_env, emulator, tmp_path, 
     states = collections.Counter(job.state.value for job in jobs)
     assert all(job.state.terminal for job in jobs), states
     assert not any(job.state is JobState.UNKNOWN for job in jobs)
+    assert states["CANCELLED"] == len(victims), states  # fal held them: each cancel arrived in time
     at_fal = set(emulator.jobs)
     stored = {r.request_id for r in rows if r.request_id}
     assert at_fal <= stored, at_fal - stored
