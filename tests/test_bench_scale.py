@@ -23,7 +23,9 @@ def test_scale_bench_runs_at_a_tiny_size(tmp_path):
     text = out.stdout
     assert "1. 3 concurrent jobs" in text and "2. throughput: 6 short jobs" in text and "3. 3 unfinished" in text
     assert len(re.findall(r"^ratio.*\d+\.\dx", text, re.M)) == 2, text
-    assert re.search(r"^fal_notebook(\s+\S+){4}\s+\d+\.\d \(\d+\.\d in the child\)$", text, re.M), text  # all submitted
+    # CPU per job, the runtime thread's share of it, and when every job was submitted
+    assert re.search(r"^fal_notebook(\s+\S+){2}\s+\d+\.\d \(runtime thread \d+\.\d\)\s+\S+\s+"
+                     r"\d+\.\d \(\d+\.\d in the child\)$", text, re.M), text
     assert re.search(r"^fal_notebook\s+3\s+\d+\.\d\d", text, re.M), text  # all 3 resumed jobs completed
     # the kernel workload: a real kernel ran the %fal group (every job COMPLETED, else the child fails) and a
     # trivial cell while it ran; its table has the submit cell, trivial-cell latency, RSS and iopub traffic
