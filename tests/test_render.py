@@ -347,7 +347,9 @@ def test_a_finished_group_is_resent_by_a_later_cell_only_once_its_thumbnails_are
         await _until(card._final)
         assert render.resend_final() == 1
         assert render.resend_final() == 0
+        return card
 
-    asyncio.run(scenario())
+    card = asyncio.run(scenario())
+    assert card._timer is None and card._unsubscribe is None  # finished: no timer left to fire a minute later
     assert published[-1]["data"]["text/html"].count("data:image/jpeg;base64,") == 5
     assert decoded_on and all(name.startswith("fal-thumbnails") for name in decoded_on), decoded_on

@@ -260,6 +260,8 @@ class LiveCard:
                 bundle = self._card()._repr_mimebundle_()
                 self.handle.update(bundle, raw=True)
                 self._sent = bundle
+            if self._final():  # nothing will change any more: no redraw or timer is left waiting
+                self._stop()
         if self.job.done:
             self.final_sent = True
 
