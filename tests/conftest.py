@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -77,6 +78,16 @@ def fal_env(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("FAL_NOTEBOOK_HOME", str(home))
     monkeypatch.setenv("FAL_NOTEBOOK_OUTPUTS", str(outputs))
     yield load_settings()
+
+
+@pytest.fixture
+def child_env(fal_env: Settings, tmp_path: Path) -> dict[str, str]:
+    """The environment of a child Python process in the same setting as ``fal_env`` (this checkout importable,
+    no notebook session, no legacy pending file): for tests that kill or race processes."""
+    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+    env["FAL_PENDING_FILE"] = str(tmp_path / "no-legacy.json")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return env
 
 
 @pytest.fixture

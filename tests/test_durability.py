@@ -7,7 +7,6 @@ store and the emulator's request record, and waits on conditions, never on time.
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -60,14 +59,6 @@ while not all(job.done for job in mine):
         pass
 print(len(stolen), flush=True)
 """
-
-
-@pytest.fixture
-def child_env(fal_env, tmp_path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
-    env["FAL_PENDING_FILE"] = str(tmp_path / "no-legacy.json")
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    return env
 
 
 def _spawn(code: str, env: dict[str, str], *args: str, stdin=None) -> subprocess.Popen:

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -43,14 +41,6 @@ print("ready", flush=True)
 J.submit("{MODEL}", {{"prompt": sys.argv[1], "seed": int(sys.argv[2])}})
 threading.Event().wait()
 """
-
-
-@pytest.fixture
-def child_env(fal_env, tmp_path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
-    env["FAL_PENDING_FILE"] = str(tmp_path / "no-legacy.json")
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    return env
 
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen:
