@@ -120,6 +120,7 @@ def test_selecting_shows_details_and_reuse_fills_the_form(panel, emulator, wait_
     detail = wait_for(lambda: p.board.detail or None)
     assert detail["id"] == job.id and detail["model"] == "fal-ai/nano-banana-pro" and detail["seed"] == "7"
     assert ["aspect_ratio", "9:16"] in detail["inputs"]
+    assert "seed" not in {name for name, _ in detail["inputs"]}  # once, in its own row
     assert {name for name, _ in detail["timings"]} >= {"created", "finished", "elapsed"}
     (file,) = detail["files"]
     assert file["kind"] == "image" and file["url"].startswith(emulator.url) and file["path"].endswith(file["name"])

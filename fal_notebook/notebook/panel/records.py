@@ -107,15 +107,14 @@ def _when(value: Any) -> str:
 def detail_of(job: Any) -> dict[str, Any]:
     """What the board shows for a selected job: inputs, seed, model, timings, files (read once, JSON-ready)."""
     arguments = job.arguments if isinstance(job.arguments, dict) else {}
-    result = _result(job)
-    seed = arguments.get("seed", result.get("seed"))
+    seed = job.seed  # the seed used: shown in its own row, so not again among the inputs
     error = job.error
     return {
         "id": job.id,
         "model": job.model,
         "state": state_name(job.state),
         "prompt": prompt_of(job),
-        "inputs": [[name, short_value(value)] for name, value in arguments.items() if name != "prompt"],
+        "inputs": [[name, short_value(value)] for name, value in arguments.items() if name not in ("prompt", "seed")],
         "seed": "" if seed is None else str(seed),
         "timings": [[label, text] for label, text in (
             ("created", _when(job.created_at)), ("submitted", _when(job.submitted_at)),
